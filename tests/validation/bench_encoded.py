@@ -1,0 +1,55 @@
+"""Timing of validate_encoded_split on a synthetic split (not a test; run by hand).
+
+    .venv/bin/python tests/validation/bench_encoded.py [rows] [fields]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+from ttsctr.validation import validate_encoded_split, validate_split_sizes
+
+
+def make_split(rows: int, fields: int, vocab: int = 1000, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    cols = {"label": rng.integers(0, 2, rows, dtype=np.int8)}
+    ranges = {}
+    for i in range(fields):
+        name = f"f{i}"
+        ranges[name] = (i * vocab, vocab)
+        cols[name] = (rng.integers(0, vocab, rows) + i * vocab).astype(np.int32)
+    cols["true_prob"] = rng.random(rows)
+    return pd.DataFrame(cols), ranges
+
+
+def main() -> None:
+    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    fields = int(sys.argv[2]) if len(sys.argv) > 2 else 39
+    t = time.perf_counter()
+    validate_split_sizes({"a": 1}, 1, "warm-up")  # import GX + create the context
+    print(f"GX import + context: {time.perf_counter() - t:.2f} s")
+    df, ranges = make_split(rows, fields)
+    for label, frame in [("good", df)]:
+        for _ in range(2):
+            t = time.perf_counter()
+            r = validate_encoded_split(frame, split="bench", field_ranges=ranges, source=label)
+            dt = time.perf_counter() - t
+            print(f"{label}: {rows:,} x {fields}: {dt:.2f} s ({rows / dt:,.0f} rows/s) success={r.success}")
+    bad = df.copy()
+    bad.loc[bad.index[::100_000], "f3"] = 10**6  # 10 bad ids in one field
+    bad.loc[bad.index[7], "f5"] = -1
+    for sample in (None, 100_000):
+        t = time.perf_counter()
+        r = validate_encoded_split(bad, split="bench", field_ranges=ranges, source="bad",
+                                   sample_rows=sample)
+        dt = time.perf_counter() - t
+        print(f"bad (2 fields), sample_rows={sample}: {dt:.2f} s")
+        print(r.to_text())
+
+
+if __name__ == "__main__":
+    main()
