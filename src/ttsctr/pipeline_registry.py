@@ -1,0 +1,28 @@
+"""Project pipelines.
+
+``data_processing`` is fixed. ``training``, ``prediction``, ``merging`` and ``reporting`` are
+generated from the ensembles in ``conf/<env>/parameters_tts.yml`` (see ``ttsctr.pipelines.plans``):
+one namespaced train → predict sub-pipeline per group, one merge and one register node per
+ensemble. The default pipeline is data_processing → training → prediction → merging → reporting.
+"""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline
+
+from ttsctr.pipelines import data_processing, merging, prediction, reporting, training
+from ttsctr.pipelines.plans import load_plans
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    plans = load_plans()
+    pipelines: dict[str, Pipeline] = {
+        "data_processing": data_processing.create_pipeline(),
+        "training": training.create_pipeline(plans),
+        "prediction": prediction.create_pipeline(plans),
+        "merging": merging.create_pipeline(plans),
+        "reporting": reporting.create_pipeline(plans),
+    }
+    pipelines["tts"] = pipelines["training"] + pipelines["prediction"] + pipelines["merging"] + pipelines["reporting"]
+    pipelines["__default__"] = pipelines["data_processing"] + pipelines["tts"]
+    return pipelines

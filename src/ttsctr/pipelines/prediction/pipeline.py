@@ -1,0 +1,25 @@
+from functools import partial, update_wrapper
+from typing import Sequence
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from ttsctr.experiment import EnsemblePlan
+from ttsctr.pipelines.prediction import nodes
+
+
+def create_pipeline(plans: Sequence[EnsemblePlan] = (), **kwargs) -> Pipeline:
+    out = []
+    for plan in plans:
+        for group in plan.groups:
+            func = update_wrapper(partial(nodes.predict_group, group=group, ensemble=plan), nodes.predict_group)
+            out.append(
+                node(
+                    func,
+                    inputs=["model_input_summary", f"{plan.name}.{group.name}.trained_group", "params:tts.paths"],
+                    outputs=f"{plan.name}.{group.name}.group_predictions",
+                    name=f"{plan.name}.{group.name}.predict_group",
+                    namespace=f"{plan.name}.{group.name}",
+                    tags=["prediction", plan.name],
+                )
+            )
+    return pipeline(out)

@@ -1,0 +1,37 @@
+from functools import partial, update_wrapper
+from typing import Sequence
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from ttsctr.experiment import EnsemblePlan
+from ttsctr.pipelines.reporting import nodes
+
+
+def create_pipeline(plans: Sequence[EnsemblePlan] = (), **kwargs) -> Pipeline:
+    out = []
+    for plan in plans:
+        func = update_wrapper(partial(nodes.register_ensemble, ensemble=plan), nodes.register_ensemble)
+        out.append(
+            node(
+                func,
+                inputs=["model_input_summary", "params:tts.paths", "params:tts.registry", f"{plan.name}.scaling_table",
+                        *[f"{plan.name}.{g.name}.trained_group" for g in plan.groups]],
+                outputs=f"{plan.name}.ensemble_report",
+                name=f"{plan.name}.register_ensemble",
+                namespace=plan.name,
+                tags=["reporting", plan.name],
+            )
+        )
+    if plans:
+        func = update_wrapper(partial(nodes.summarise_experiment, ensembles=tuple(plans)), nodes.summarise_experiment)
+        out.append(
+            node(
+                func,
+                inputs=["model_input_summary", "params:tts.paths",
+                        *[f"{p.name}.scaling_table" for p in plans], *[f"{p.name}.ensemble_report" for p in plans]],
+                outputs="tts_metrics",
+                name="summarise_experiment",
+                tags=["reporting"],
+            )
+        )
+    return pipeline(out)

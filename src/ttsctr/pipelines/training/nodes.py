@@ -1,0 +1,154 @@
+"""Train one group of members on the BCE of its averaged prediction (Algorithm 1, Eq. 11–12).
+
+A group whose members, training settings and data version hash to a finished result is not
+retrained; an interrupted one resumes from its last epoch checkpoint. Each trained group is a
+nested MLflow run, and each member is registered as ``ttsctr-<dataset>-<backbone>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import torch
+
+from ttsctr.data.io import atomic_write_json, load_split
+from ttsctr.experiment import EnsemblePlan, GroupPlan, config_hash
+from ttsctr.features import FeatureSpec
+from ttsctr.flops import model_cost
+from ttsctr.training import TrainConfig, build_group, evaluate, save_group, train
+from ttsctr import tracking
+
+log = logging.getLogger(__name__)
+
+
+def group_dir(paths: dict[str, Any], dataset: str, ensemble: str, group: str) -> Path:
+    return Path(paths["models"]) / dataset / ensemble / group
+
+
+def group_config_hash(group: GroupPlan, training: dict[str, Any], data_version: str) -> str:
+    return config_hash({"members": [m.to_dict() for m in group.members], "training": training, "data": data_version})
+
+
+def train_group(
+    model_input_summary: dict[str, Any],
+    training: dict[str, Any],
+    paths: dict[str, Any],
+    registry: dict[str, Any],
+    *,
+    group: GroupPlan,
+    ensemble: EnsemblePlan,
+) -> dict[str, Any]:
+    dataset = model_input_summary["dataset"]
+    model_input = Path(model_input_summary["model_input_dir"])
+    chash = group_config_hash(group, training, model_input_summary["data_version"])
+    out = group_dir(paths, dataset, ensemble.name, group.name)
+    result_path = out / f"result-{chash}.json"
+    if result_path.exists():
+        log.info("%s/%s already trained with config %s; reusing it", ensemble.name, group.name, chash)
+        result = json.loads(result_path.read_text())
+        result["reused"] = True
+    else:
+        result = _train(model_input, dataset, training, group, ensemble, chash, out)
+        atomic_write_json(result_path, result)
+        result["reused"] = False
+    _track(result, dataset, ensemble, group, registry, model_input)
+    return result
+
+
+def _train(model_input: Path, dataset: str, training: dict[str, Any], group: GroupPlan, ensemble: EnsemblePlan,
+           chash: str, out: Path) -> dict[str, Any]:
+    spec = FeatureSpec.load(model_input / "feature_map.json")
+    train_split = load_split(model_input, "train")
+    valid_split = load_split(model_input, "validation")
+    test_split = load_split(model_input, "test")
+    config = TrainConfig(**training)
+    model = build_group(spec, group.members)
+    started = time.perf_counter()
+    fit = train(model, (train_split.x, train_split.y), (valid_split.x, valid_split.y), config,
+                checkpoint_dir=out / f"checkpoint-{chash}")
+    train_seconds = time.perf_counter() - started
+    test_metrics = evaluate(model, test_split.x, test_split.y)
+    checkpoint = out / f"group-{chash}.pt"
+    save_group(model, group.members, spec, checkpoint)
+    member_costs = []
+    for member in model.members:
+        cost = model_cost(member)
+        member_costs.append({"dense_params": cost.dense_params, "embedding_params": cost.embedding_params,
+                             "flops_per_row": cost.flops_per_row})
+    return {
+        "dataset": dataset,
+        "ensemble": ensemble.name,
+        "group": group.name,
+        "group_index": group.index,
+        "member_indices": list(group.member_indices),
+        "members": [m.to_dict() for m in group.members],
+        "config_hash": chash,
+        "checkpoint": str(checkpoint),
+        "history": fit.history,
+        "best_epoch": fit.best_epoch,
+        "valid_auc": fit.best_valid_auc,
+        "valid_logloss": fit.best_valid_logloss,
+        "test_auc": test_metrics["auc"],
+        "test_logloss": test_metrics["logloss"],
+        "member_test_auc": test_metrics.get("member_auc"),
+        "train_seconds": train_seconds,
+        "member_costs": member_costs,
+    }
+
+
+def _track(result: dict[str, Any], dataset: str, ensemble: EnsemblePlan, group: GroupPlan,
+           registry: dict[str, Any], model_input: Path) -> None:
+    if not tracking.tracking_active():
+        return
+    tags = {"ensemble": ensemble.name, "group": group.name, "config_hash": result["config_hash"], "dataset": dataset}
+    with tracking.nested_run(f"{ensemble.name}.{group.name}", tags=tags):
+        tracking.log_flat_params({
+            "backbones": ",".join(m["backbone"] for m in result["members"]),
+            "seeds": ",".join(str(m["seed"]) for m in result["members"]),
+            "presets": ",".join(m["preset"] for m in result["members"]),
+            "group": group.name, "config_hash": result["config_hash"], "reused": result["reused"],
+        })
+        for row in result["history"]:
+            step = int(row["epoch"])
+            mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch" and isinstance(v, (int, float))}, step=step)
+        final = {"valid_auc": result["valid_auc"], "valid_logloss": result["valid_logloss"],
+                 "test_auc": result["test_auc"], "test_logloss": result["test_logloss"],
+                 "train_seconds": result["train_seconds"]}
+        for i, cost in enumerate(result["member_costs"]):
+            final.update({f"member{i}_{k}": float(v) for k, v in cost.items()})
+        mlflow.log_metrics({k: float(v) for k, v in final.items() if v is not None})
+        if registry.get("register_members", True):
+            _register_members(result, dataset, ensemble, group, model_input)
+
+
+def _register_members(result: dict[str, Any], dataset: str, ensemble: EnsemblePlan, group: GroupPlan, model_input: Path) -> None:
+    """One registered version per member: a single-member pyfunc model taking raw rows."""
+    from ttsctr.serving import log_ensemble_model
+    from ttsctr.training import load_group, save_group
+
+    model, members, spec = load_group(result["checkpoint"])
+    for position, (member_spec, member_index) in enumerate(zip(members, result["member_indices"])):
+        name = tracking.member_model_name(dataset, member_spec.backbone)
+        tags = {"ensemble": ensemble.name, "group": group.name, "seed": str(member_spec.seed),
+                "member_index": str(member_index), "config_hash": result["config_hash"]}
+        if tracking.find_model_version(name, tags) is not None:
+            continue
+        single = _single_member_checkpoint(model, members, spec, position, Path(result["checkpoint"]))
+        log_ensemble_model(name=f"member_{member_index:03d}", model_input_dir=model_input,
+                           group_checkpoints=[single], registered_model_name=name, tags=tags)
+
+
+def _single_member_checkpoint(model: Any, members: Any, spec: FeatureSpec, position: int, checkpoint: Path) -> Path:
+    from ttsctr.training import GroupModel, save_group
+
+    path = checkpoint.with_name(checkpoint.stem + f".member{position}.pt")
+    if not path.exists():
+        single = GroupModel([model.members[position]])
+        save_group(single, [members[position]], spec, path)
+    return path

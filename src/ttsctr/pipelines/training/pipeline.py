@@ -1,0 +1,25 @@
+from functools import partial, update_wrapper
+from typing import Sequence
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from ttsctr.experiment import EnsemblePlan
+from ttsctr.pipelines.training import nodes
+
+
+def create_pipeline(plans: Sequence[EnsemblePlan] = (), **kwargs) -> Pipeline:
+    out = []
+    for plan in plans:
+        for group in plan.groups:
+            func = update_wrapper(partial(nodes.train_group, group=group, ensemble=plan), nodes.train_group)
+            out.append(
+                node(
+                    func,
+                    inputs=["model_input_summary", "params:tts.training", "params:tts.paths", "params:tts.registry"],
+                    outputs=f"{plan.name}.{group.name}.trained_group",
+                    name=f"{plan.name}.{group.name}.train_group",
+                    namespace=f"{plan.name}.{group.name}",
+                    tags=["training", plan.name],
+                )
+            )
+    return pipeline(out)

@@ -1,0 +1,213 @@
+"""`kedro run` end to end on a tiny configuration: tables, predictions, MLflow registry, serving.
+
+One real run (module fixture) on 20k synthetic rows: a homogeneous DCNv2 ensemble of 4 seeds and
+a heterogeneous Wukong+RankMixer ensemble of 2 seeds each. Everything it claims is checked on
+what it wrote: the scaling tables, the materialised predictions, the MLflow registry, and the
+registered pyfunc ensemble applied to raw rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from projecthelpers import kedro_env, make_project, run_kedro
+from ttsctr.data.preprocess import FeatureEncoder, assign_random_splits
+from ttsctr.data.readers import get_reader
+from ttsctr.merging import SCALING_COLUMNS
+from ttsctr.metrics import roc_auc
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "datasets": {"synthetic": {"generate": {"n_rows": 20000}}},
+    "tts": {
+        "ensembles": ["dcnv2_x4", "wr_x2"],
+        "defaults": {"draws": 2},
+        "training": {"max_epochs": 2, "num_threads": 1, "batch_size": 1024, "learning_rate": 0.003},
+        "ensemble_catalog": {
+            "dcnv2_x4": {"members": [{"backbone": "dcnv2", "seeds": 4}], "scales": [1, 2, 4]},
+            "wr_x2": {"members": [{"backbone": "wukong", "seeds": 2}, {"backbone": "rankmixer", "seeds": 2}], "scales": [1, 2]},
+        },
+    },
+}
+DATASET = "synthetic"
+
+
+def _read_table(project: Path, ensemble: str) -> pd.DataFrame:
+    return pd.read_csv(project / "data" / "08_reporting" / DATASET / ensemble / "scaling.csv")
+
+
+@pytest.fixture(scope="module")
+def tts_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    project = make_project(tmp_path_factory.mktemp("tts"), TINY)
+    proc = run_kedro(project)
+    return project, proc
+
+
+def _client(project: Path) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+
+
+def test_scaling_tables_have_a_row_per_scale(tts_run) -> None:
+    project, proc = tts_run
+    dcn, wr = _read_table(project, "dcnv2_x4"), _read_table(project, "wr_x2")
+    assert list(dcn.columns) == list(SCALING_COLUMNS)
+    assert dcn["scale"].tolist() == [1, 2, 4] and dcn["n_members"].tolist() == [1, 2, 4]
+    assert wr["scale"].tolist() == [1, 2] and wr["n_members"].tolist() == [2, 4]
+    assert np.isnan(dcn["p_value"].iloc[0]) and not dcn["significant"].iloc[0]
+    assert (dcn["auc_mean"] > 0.55).all(), dcn  # 16k training rows, 2 epochs: clearly above chance
+    for folder in ("dcnv2_x4", "wr_x2"):
+        out = project / "data" / "08_reporting" / DATASET / folder
+        assert (out / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "| Backbone |" in (out / "scaling.md").read_text() or "| 1× |" in (out / "scaling.md").read_text()
+    # the tables are printed by `kedro run`
+    assert "Table 1: homogeneous" in proc.stdout and "Table 2: heterogeneous" in proc.stdout
+    metrics = json.loads((project / "data" / "08_reporting" / DATASET / "metrics.json").read_text())
+    assert metrics["dcnv2_x4"]["auc_4x"] == pytest.approx(dcn["auc_mean"].iloc[-1])
+    assert 0.7 < metrics["bayes_optimal_auc"] < 0.95
+
+
+def _predictions(project: Path, ensemble: str, split: str = "test") -> pd.DataFrame:
+    folder = project / "data" / "07_model_output" / DATASET / ensemble
+    frames = [pq.read_table(p / f"{split}.parquet").to_pandas() for p in sorted(folder.iterdir()) if p.is_dir()]
+    merged = frames[0][["row_index", "label"]].copy()
+    for frame in frames:
+        assert (frame["row_index"].to_numpy() == merged["row_index"].to_numpy()).all()
+        merged = pd.concat([merged, frame.filter(regex=r"^m\d+_")], axis=1)
+    return merged
+
+
+def test_predictions_are_materialised_and_merging_helps(tts_run) -> None:
+    project, _ = tts_run
+    preds = _predictions(project, "dcnv2_x4")
+    prob_cols = sorted(c for c in preds.columns if c.endswith("_prob"))
+    assert prob_cols == [f"m{i:03d}_dcnv2_s{i}_prob" for i in range(4)]
+    group_file = project / "data" / "07_model_output" / DATASET / "dcnv2_x4" / "group_00" / "test.parquet"
+    assert pq.read_schema(group_file).names == ["row_index", "label", "m000_dcnv2_s0_logit", "m000_dcnv2_s0_prob", "group_prob"]
+    y = preds["label"].to_numpy()
+    member_aucs = [roc_auc(y, preds[c].to_numpy()) for c in prob_cols]
+    merged_auc = roc_auc(y, preds[prob_cols].to_numpy().mean(axis=1))
+    table = _read_table(project, "dcnv2_x4")
+    # scale 4 = all four members (the table merges float32 logits, the check float32 probabilities)
+    assert table["auc_mean"].iloc[-1] == pytest.approx(merged_auc, abs=1e-5)
+    assert merged_auc >= np.mean(member_aucs)
+    assert table["auc_mean"].iloc[0] == pytest.approx(np.mean(member_aucs[:2]), abs=0.02)
+
+
+def test_members_and_ensembles_are_registered(tts_run) -> None:
+    project, _ = tts_run
+    client = _client(project)
+    dcn = client.search_model_versions("name = 'ttsctr-synthetic-dcnv2'")
+    assert sorted(int(v.tags["seed"]) for v in dcn) == [0, 1, 2, 3]
+    assert {v.tags["ensemble"] for v in dcn} == {"dcnv2_x4"}
+    assert sorted(v.tags["group"] for v in dcn) == ["group_00", "group_01", "group_02", "group_03"]
+    for backbone in ("wukong", "rankmixer"):
+        versions = client.search_model_versions(f"name = 'ttsctr-synthetic-{backbone}'")
+        assert sorted(int(v.tags["seed"]) for v in versions) == [0, 1]
+    ens = client.search_model_versions("name = 'ttsctr-synthetic-dcnv2_x4'")
+    assert sorted(int(v.tags["scale"]) for v in ens) == [1, 2, 4]
+    # one parent run per `kedro run`, one nested run per trained group with metrics
+    runs = client.search_runs([client.get_experiment_by_name("ttsctr").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 4 + 4
+    assert all("test_auc" in r.data.metrics and "member0_flops_per_row" in r.data.metrics for r in children)
+
+
+def _raw_test_rows(project: Path) -> pd.DataFrame:
+    """The raw rows of the encoded test split, in its order (same seeded split assignment)."""
+    summary = json.loads((project / "data" / "05_model_input" / f"{DATASET}.summary.json").read_text())
+    feature_map = json.loads((project / "data" / "05_model_input" / DATASET / "feature_map.json").read_text())
+    reader = get_reader("synthetic")
+    table = pa.concat_tables(list(reader.iter_chunks(project / summary["raw_path"])))
+    pre = feature_map["preprocess"]
+    codes = assign_random_splits(np.arange(table.num_rows, dtype=np.uint64), pre["seed"], pre["split_ratios"])
+    test = table.filter(pa.array(codes == 2)).select(list(reader.field_names))
+    return test.to_pandas()
+
+
+def _load_ensemble(project: Path, scale: int):
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
+    client = _client(project)
+    version = next(v for v in client.search_model_versions("name = 'ttsctr-synthetic-dcnv2_x4'") if v.tags["scale"] == str(scale))
+    cwd = os.getcwd()
+    os.chdir(project)  # artifact locations are relative to the project (mlruns/)
+    try:
+        return mlflow.pyfunc.load_model(f"models:/ttsctr-synthetic-dcnv2_x4/{version.version}")
+    finally:
+        os.chdir(cwd)
+
+
+def test_registered_ensemble_reproduces_test_predictions_from_raw_rows(tts_run) -> None:
+    project, _ = tts_run
+    raw = _raw_test_rows(project)
+    encoded = pq.read_table(project / "data" / "05_model_input" / DATASET / "test.parquet").to_pandas()
+    encoder = FeatureEncoder.load(project / "data" / "05_model_input" / DATASET)
+    assert len(raw) == len(encoded)
+    np.testing.assert_array_equal(encoder.encode_raw_frame(raw), encoded[list(encoder.field_names)].to_numpy())
+
+    model = _load_ensemble(project, 4)
+    served = model.predict(raw)["probability"].to_numpy()
+    preds = _predictions(project, "dcnv2_x4")
+    expected = preds[[c for c in preds.columns if c.endswith("_prob")]].to_numpy(np.float64).mean(axis=1)
+    np.testing.assert_allclose(served, expected, rtol=0, atol=2e-6)
+
+
+def test_unseen_categorical_values_are_served_as_oov(tts_run) -> None:
+    project, _ = tts_run
+    raw = _raw_test_rows(project).head(64).copy()
+    model = _load_ensemble(project, 4)
+    before = model.predict(raw)["probability"].to_numpy()
+    changed = raw.copy()
+    changed["C3"] = "deadbeef"  # never seen in training
+    after = model.predict(changed)["probability"].to_numpy()
+    encoder = FeatureEncoder.load(project / "data" / "05_model_input" / DATASET)
+    ids = encoder.encode_raw_frame(changed)
+    field = list(encoder.field_names).index("C3")
+    feature_map = json.loads((project / "data" / "05_model_input" / DATASET / "feature_map.json").read_text())
+    assert (ids[:, field] == feature_map["fields"][field]["oov_global_id"]).all()
+    assert np.isfinite(after).all() and not np.allclose(before, after)
+
+
+def _group_checkpoints(folder: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in folder.glob("group-*.pt") if ".member" not in p.name}
+
+
+def test_interrupted_run_resumes_without_retraining_finished_groups(tts_run, tmp_path: Path) -> None:
+    reference, _ = tts_run
+    project = make_project(tmp_path, TINY)
+    cmd = [str(Path(sys.executable).parent / "kedro"), "run"]
+    proc = subprocess.Popen(cmd, cwd=project, env=kedro_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    models = project / "data" / "06_models" / DATASET / "dcnv2_x4"
+    deadline = time.time() + 300
+    first = []
+    while time.time() < deadline and not first:
+        first = sorted(models.glob("group_00/result-*.json")) if models.exists() else []
+        time.sleep(0.05)
+    assert first, "the first group never finished"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (project / "data" / "08_reporting" / DATASET / "metrics.json").exists()
+    stamp = first[0].stat().st_mtime_ns
+    checkpoints = _group_checkpoints(models / "group_00")
+    assert len(checkpoints) == 1
+
+    rerun = run_kedro(project)
+    assert first[0].stat().st_mtime_ns == stamp
+    assert _group_checkpoints(models / "group_00") == checkpoints
+    assert "dcnv2_x4/group_00 already trained" in rerun.stdout + rerun.stderr
+    for ensemble in ("dcnv2_x4", "wr_x2"):
+        pd.testing.assert_frame_equal(_read_table(project, ensemble), _read_table(reference, ensemble))

@@ -1,0 +1,56 @@
+"""Helpers for tests that need real click logs or a throwaway Kedro project (import: from projecthelpers import ...)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def shared_file(*parts: str) -> Path:
+    """A file under ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real click-log sample not found at {path} (expected ../shared/data beside the checkout)")
+    return path
+
+
+def make_project(tmp_path: Path, parameters: dict[str, Any] | None = None) -> Path:
+    """A copy of this Kedro project's configuration in ``tmp_path`` with ``parameters`` in conf/local.
+
+    Outputs (data/, mlflow.db, mlruns/) land in the copy, never in the checkout.
+    """
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy2(REPO_ROOT / "pyproject.toml", project / "pyproject.toml")
+    shutil.copytree(REPO_ROOT / "conf" / "base", project / "conf" / "base")
+    (project / "conf" / "local").mkdir(parents=True)
+    (project / "src").mkdir()
+    if parameters:
+        (project / "conf" / "local" / "parameters_test.yml").write_text(yaml.safe_dump(parameters))
+    return project
+
+
+def kedro_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(KEDRO_DISABLE_TELEMETRY="true", DVC_NO_ANALYTICS="1", PYTHONHASHSEED="0")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def run_kedro(project: Path, *args: str, check: bool = True, timeout: int = 900, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``kedro run ARGS`` in ``project`` as a user would, output captured."""
+    cmd = [str(Path(sys.executable).parent / "kedro"), "run", *args]
+    proc = subprocess.run(cmd, cwd=project, env={**kedro_env(), **(env or {})}, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kedro run {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
