@@ -11,6 +11,8 @@ export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 export PYTHONHASHSEED := 0
 export KEDRO_LOGGING_CONFIG ?= $(CURDIR)/conf/logging.yml
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
 
 .PHONY: run test setup repro clean-outputs
 

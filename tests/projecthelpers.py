@@ -42,7 +42,8 @@ def make_project(tmp_path: Path, parameters: dict[str, Any] | None = None) -> Pa
 
 def kedro_env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update(KEDRO_DISABLE_TELEMETRY="true", DVC_NO_ANALYTICS="1", PYTHONHASHSEED="0")
+    env.update(KEDRO_DISABLE_TELEMETRY="true", DVC_NO_ANALYTICS="1", PYTHONHASHSEED="0", MLFLOW_DISABLE_TELEMETRY="true",
+               MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 
@@ -54,3 +55,24 @@ def run_kedro(project: Path, *args: str, check: bool = True, timeout: int = 900,
     if check and proc.returncode != 0:
         raise AssertionError(f"kedro run {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
+
+
+def raw_test_rows(project: Path, dataset: str = "synthetic") -> Any:
+    """The raw rows of ``project``'s encoded test split, in its order (same seeded split assignment)."""
+    import json
+
+    import numpy as np
+    import pyarrow as pa
+
+    from ttsctr.data.preprocess import assign_random_splits
+    from ttsctr.data.readers import get_reader
+
+    model_input = project / "data" / "05_model_input"
+    summary = json.loads((model_input / f"{dataset}.summary.json").read_text())
+    feature_map = json.loads((model_input / dataset / "feature_map.json").read_text())
+    reader = get_reader(summary["format"], **feature_map.get("reader_options", {}))
+    raw_path = Path(summary["raw_path"])
+    table = pa.concat_tables(list(reader.iter_chunks(raw_path if raw_path.is_absolute() else project / raw_path)))
+    pre = feature_map["preprocess"]
+    codes = assign_random_splits(np.arange(table.num_rows, dtype=np.uint64), pre["seed"], pre["split_ratios"])
+    return table.filter(pa.array(codes == 2)).select(list(reader.field_names)).to_pandas()

@@ -5,9 +5,21 @@ training did (unseen categorical values and rare values map to their field's OOV
 member, merges within each training group by the mean of probabilities (Eq. 11) and across
 groups weighted by group size (Eq. 13), and returns one probability per row.
 
-Serve it with ``mlflow models serve -m models:/ttsctr-<dataset>-<ensemble>/<version> --env-manager local``.
-Bad requests (missing or extra columns, wrong types) become HTTP 400 with a message naming the
-columns, never a crash of the server.
+Serve it with ``mlflow models serve -m models:/ttsctr-<dataset>-<ensemble>/<version> --env-manager local``
+(with the venv's ``bin`` on ``PATH``: MLflow starts ``uvicorn`` by name).
+Bad requests (no rows, missing or extra columns, wrong types) become HTTP 400 with a message naming
+the columns, never a crash of the server.
+
+Request contract (what MLflow's JSON parsing hands to :meth:`MergedEnsembleModel.predict`):
+
+* numeric fields: JSON integers, integral floats, or ``null``; a string (``"abc"``, ``"25"``), a
+  fractional number or a bool is rejected;
+* categorical fields: JSON strings exactly as in the raw file (``"68fd1e64"``), or ``null``. JSON
+  numbers are **not** converted to text: a number has no unique text form (``"0144"`` vs ``144``,
+  ``"1"`` vs ``1.0``), so converting would silently turn a known value into an unseen one (OOV)
+  and answer a wrong probability with 200. The client gets a 400 naming the field instead;
+* an empty string means missing in both kinds, as an empty field does in the raw files (the
+  readers parse ``""`` as null); values never seen in training are served as OOV.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import torch
 
 import mlflow.pyfunc
@@ -46,13 +59,60 @@ class MergedEnsembleModel(mlflow.pyfunc.PythonModel):
         self.group_weights = sizes / sizes.sum()
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        if not isinstance(model_input, pd.DataFrame):
-            model_input = pd.DataFrame(model_input)
+        frame = _as_frame(model_input)
+        if len(frame) == 0:
+            raise _bad_request("the request holds no rows; expected at least one row with exactly the raw "
+                               f"fields {list(self.encoder.field_names)}")
         try:
-            x = self.encoder.encode_raw_frame(model_input)
+            x = self.encoder.encode_raw_frame(frame)
         except TTSCTRError as exc:
-            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from exc
+            raise _bad_request(self._explain(exc)) from exc
+        except (ValueError, TypeError, ArithmeticError, pa.ArrowException) as exc:
+            # any other failure to encode comes from the request's values, not from the model
+            raise _bad_request(f"the raw rows could not be encoded: {type(exc).__name__}: {exc}") from exc
         return pd.DataFrame({"probability": predict_merged(self.groups, self.group_weights, x)})
+
+    def _explain(self, exc: TTSCTRError) -> str:
+        field = getattr(exc, "field", None)
+        kinds = {f.name: f.kind for f in self.encoder.fields}
+        if field is not None and kinds.get(field) == "categorical":
+            return (f"{exc}. Categorical values are JSON strings exactly as in the raw file "
+                    "(e.g. \"68fd1e64\") or null; numbers are not converted to text")
+        return str(exc)
+
+
+def _bad_request(message: str) -> MlflowException:
+    """MLflow's scoring server answers an MlflowException with this code as HTTP 400 carrying ``message``."""
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+def _plain(value: Any) -> Any:
+    """numpy arrays/scalars (what MLflow's ``instances``/``inputs`` parsing produces) -> Python objects."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()  # a 0-d array becomes its scalar; object arrays keep their elements
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _as_frame(model_input: Any) -> pd.DataFrame:
+    """The request as a DataFrame of raw rows; what cannot be one is a 400."""
+    if isinstance(model_input, pd.DataFrame):
+        return model_input
+    try:
+        if isinstance(model_input, dict):
+            cols = {str(k): _plain(v) for k, v in model_input.items()}
+            if cols and not any(isinstance(v, list) for v in cols.values()):
+                return pd.DataFrame([cols])  # one row given as {field: value}
+            return pd.DataFrame(cols)
+        if isinstance(model_input, (list, tuple)) and all(isinstance(r, dict) for r in model_input):
+            return pd.DataFrame([{str(k): _plain(v) for k, v in r.items()} for r in model_input])
+        return pd.DataFrame(_plain(model_input))
+    except (ValueError, TypeError) as exc:
+        raise _bad_request(f"the input is not a table of raw rows ({exc}); send JSON "
+                           "dataframe_records or dataframe_split") from exc
 
 
 @torch.no_grad()

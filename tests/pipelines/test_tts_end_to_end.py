@@ -19,13 +19,11 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from projecthelpers import kedro_env, make_project, run_kedro
-from ttsctr.data.preprocess import FeatureEncoder, assign_random_splits
-from ttsctr.data.readers import get_reader
+from projecthelpers import kedro_env, make_project, raw_test_rows, run_kedro
+from ttsctr.data.preprocess import FeatureEncoder
 from ttsctr.merging import SCALING_COLUMNS
 from ttsctr.metrics import roc_auc
 
@@ -126,18 +124,6 @@ def test_members_and_ensembles_are_registered(tts_run) -> None:
     assert all("test_auc" in r.data.metrics and "member0_flops_per_row" in r.data.metrics for r in children)
 
 
-def _raw_test_rows(project: Path) -> pd.DataFrame:
-    """The raw rows of the encoded test split, in its order (same seeded split assignment)."""
-    summary = json.loads((project / "data" / "05_model_input" / f"{DATASET}.summary.json").read_text())
-    feature_map = json.loads((project / "data" / "05_model_input" / DATASET / "feature_map.json").read_text())
-    reader = get_reader("synthetic")
-    table = pa.concat_tables(list(reader.iter_chunks(project / summary["raw_path"])))
-    pre = feature_map["preprocess"]
-    codes = assign_random_splits(np.arange(table.num_rows, dtype=np.uint64), pre["seed"], pre["split_ratios"])
-    test = table.filter(pa.array(codes == 2)).select(list(reader.field_names))
-    return test.to_pandas()
-
-
 def _load_ensemble(project: Path, scale: int):
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
     client = _client(project)
@@ -152,7 +138,7 @@ def _load_ensemble(project: Path, scale: int):
 
 def test_registered_ensemble_reproduces_test_predictions_from_raw_rows(tts_run) -> None:
     project, _ = tts_run
-    raw = _raw_test_rows(project)
+    raw = raw_test_rows(project)
     encoded = pq.read_table(project / "data" / "05_model_input" / DATASET / "test.parquet").to_pandas()
     encoder = FeatureEncoder.load(project / "data" / "05_model_input" / DATASET)
     assert len(raw) == len(encoded)
@@ -167,7 +153,7 @@ def test_registered_ensemble_reproduces_test_predictions_from_raw_rows(tts_run) 
 
 def test_unseen_categorical_values_are_served_as_oov(tts_run) -> None:
     project, _ = tts_run
-    raw = _raw_test_rows(project).head(64).copy()
+    raw = raw_test_rows(project).head(64).copy()
     model = _load_ensemble(project, 4)
     before = model.predict(raw)["probability"].to_numpy()
     changed = raw.copy()

@@ -493,7 +493,8 @@ class FeatureEncoder:
     def encode_raw_frame(self, df: Any) -> np.ndarray:
         """(N, F) int32 global ids of a pandas DataFrame holding exactly the reader's raw fields.
 
-        Categorical columns: text (``str``/``object`` of str, or all missing); numeric columns:
+        Categorical columns: text (``str``/``object`` of str, or all missing; ``""`` is missing, as
+        the raw-file readers parse an empty field); numeric columns:
         integers, integral floats with NaN for missing, or objects of int/None. Missing or
         extra columns, or values of the wrong type, raise :class:`DataFormatError` naming them.
         """
@@ -514,8 +515,28 @@ class FeatureEncoder:
             if dup:
                 parts.append(f"duplicated columns {dup}")
             raise DataFormatError(None, found="; ".join(parts), expected=f"exactly the raw fields {list(self.field_names)}")
+        df = empty_text_as_missing(df)
         arrays = [_frame_column(df[f.name], f) for f in self.fields]
         return self.transform(pa.Table.from_arrays(arrays, names=list(self.field_names)))
+
+
+def empty_text_as_missing(frame: "pd.DataFrame") -> "pd.DataFrame":
+    """``""`` -> missing in text/object columns, as the raw-file readers parse an empty field."""
+    import pandas as pd
+
+    out = None
+    for i, (_, col) in enumerate(frame.items()):
+        if not (col.dtype == object or pd.api.types.is_string_dtype(col.dtype)):
+            continue
+        if col.dtype == object:
+            empty = col.map(lambda v: isinstance(v, str) and v == "").to_numpy(dtype=bool)
+        else:
+            empty = col.eq("").fillna(False).to_numpy(dtype=bool)
+        if empty.any():
+            if out is None:
+                out = frame.copy()
+            out.isetitem(i, col.astype(object).where(~empty, None))
+    return frame if out is None else out
 
 
 def _frame_column(s: Any, spec: FieldSpec) -> pa.Array:

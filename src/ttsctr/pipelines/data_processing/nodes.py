@@ -3,25 +3,35 @@
 Encoding streams the raw file in chunks (memory bounded by the chunk size), so the splits are
 written by ``ttsctr.data.preprocess`` into a staging folder rather than returned through the
 catalog. Great Expectations validates the staged output before it is published with a rename:
-a failed expectation stops the run and nothing reaches ``data/05_model_input/<dataset>/``.
-A rerun with the same raw file and settings reuses the published output instead of re-encoding.
+a failed expectation stops the run and nothing reaches ``data/05_model_input/<dataset>/``
+(the previous version, if any, stays as it was). Every failure path removes the staging folder.
+A rerun with the same raw file(s) and settings reuses the published output instead of
+re-encoding.
+
+``raw_path`` is one file, a glob pattern (``.../wide-resdnn_*.txt.gz``, files in name order) or,
+from a YAML parameters file, a list of files (in list order). Several files are read one after
+the other as one click log: row numbers (and so the random split) run on across files, and a
+bad line is reported with its own file and line.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import glob
 import hashlib
 import json
 import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ttsctr.data.preprocess import PreprocessConfig, preprocess
-from ttsctr.data.readers import get_reader
+from ttsctr.data.preprocess import FEATURE_MAP_VERSION, PreprocessConfig, preprocess
+from ttsctr.data.readers import PARSE_BLOCK_BYTES, RawReader, get_reader
 from ttsctr.data.synthetic import generate_synthetic
 from ttsctr.errors import ConfigError, DataFormatError
 from ttsctr.metrics import roc_auc as auc
@@ -31,47 +41,151 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 FINGERPRINT_FILE = "fingerprint.json"
+PUBLISHED_FILES = ("train.parquet", "validation.parquet", "test.parquet", "feature_map.json", "vocabulary.parquet")
+STAGING_PREFIX = ".staging-"
+_GLOB_CHARS = frozenset("*?[")
 
 
-def _fingerprint(source: dict[str, Any]) -> str:
-    raw = Path(source["raw_path"])
-    stat = raw.stat()
+# --------------------------------------------------------------------------------------------
+# several raw files as one click log
+# --------------------------------------------------------------------------------------------
+class ConcatReader(RawReader):
+    """Several raw files of one format read one after the other, as if they were one file.
+
+    ``iter_chunks(path)`` ignores ``path`` (``preprocess`` passes the first file) and yields the
+    chunks of every file in order; errors name the file and line they come from.
+    """
+
+    def __init__(self, inner: RawReader, paths: list[str | Path]) -> None:
+        self._inner = inner
+        self._paths = [Path(p) for p in paths]
+        self._options = dict(inner.options)
+        self.name = inner.name
+        self.fields = inner.fields
+        self.extra_columns = inner.extra_columns
+        self.extra_types = inner.extra_types
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self._inner.options
+
+    def source_files(self, path: str | Path | None = None) -> list[Path]:
+        return [f for p in self._paths for f in self._inner.source_files(p)]
+
+    def iter_chunks(self, path: str | Path | None = None, chunk_bytes: int = 64 << 20) -> Iterator[pa.Table]:
+        for p in self._paths:
+            yield from self._inner.iter_chunks(p, chunk_bytes)
+
+    def __repr__(self) -> str:
+        return f"ConcatReader({self._inner!r}, {[str(p) for p in self._paths]})"
+
+
+def _reader(source: dict[str, Any]) -> RawReader:
+    """The reader of ``source`` (a :class:`ConcatReader` over several files)."""
+    reader = get_reader(source["format"], **source["reader_options"])
+    if len(source["raw_files"]) > 1:
+        return ConcatReader(reader, source["raw_files"])
+    return reader
+
+
+# --------------------------------------------------------------------------------------------
+# resolve the raw input
+# --------------------------------------------------------------------------------------------
+def _expand_raw_path(dataset: str, fmt: str, raw_path: Any) -> list[Path]:
+    """The files ``raw_path`` names (a file, a glob pattern or a list of either)."""
+    if isinstance(raw_path, (list, tuple)):
+        items = list(raw_path)
+        if not items:
+            raise ConfigError(f"raw_path for dataset {dataset!r} is an empty list; expected one or more {fmt} files")
+    else:
+        items = [raw_path]
+    files: list[Path] = []
+    for item in items:
+        if not isinstance(item, (str, os.PathLike)) or str(item).strip() == "":
+            raise ConfigError(f"raw_path for dataset {dataset!r}: {item!r} is not a file path; expected a {fmt} file")
+        text = os.path.expanduser(str(item))
+        if _GLOB_CHARS & set(text):
+            matches = sorted(p for p in glob.glob(text) if Path(p).is_file())
+            if not matches:
+                raise ConfigError(f"raw_path pattern {text!r} for dataset {dataset!r} matches no file; expected {fmt} file(s)")
+            files += [Path(p) for p in matches]
+            continue
+        path = Path(text)
+        if not path.exists():
+            raise ConfigError(f"raw_path {text!r} for dataset {dataset!r} does not exist; expected a {fmt} file")
+        if not path.is_file():
+            raise ConfigError(f"raw_path {text!r} for dataset {dataset!r} is not a file; expected a {fmt} file")
+        files.append(path)
+    seen: set[Path] = set()
+    for f in files:
+        if f.resolve() in seen:
+            raise ConfigError(f"raw_path for dataset {dataset!r} lists {str(f)!r} twice; each file may be read once")
+        seen.add(f.resolve())
+    return files
+
+
+def _fingerprint(source: dict[str, Any], reader: RawReader) -> str:
+    """Hash of everything the encoded output depends on: files (path, size, mtime) and settings."""
+    from ttsctr import __version__
+
+    files = []
+    for path in reader.source_files(source["raw_files"][0]):
+        if not path.is_file():
+            raise DataFormatError(
+                path, found="no such file",
+                expected=f"a file the {source['format']} reader reads besides {', '.join(source['raw_files'])}",
+            )
+        stat = path.stat()
+        files.append({"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
     payload = {
         "format": source["format"],
         "reader_options": source["reader_options"],
         "preprocessing": source["preprocessing"],
-        "raw": {"name": raw.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns},
+        "files": files,
+        "feature_map_version": FEATURE_MAP_VERSION,
+        "ttsctr_version": __version__,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def resolve_raw_source(
-    dataset: str, raw_path: str | None, datasets: dict[str, Any], model_input_root: str
+    dataset: str, raw_path: Any, datasets: dict[str, Any], model_input_root: str
 ) -> dict[str, Any]:
-    """Pick the dataset entry, check the raw file exists (generating the synthetic default)."""
+    """Pick the dataset entry, check the raw file(s), reader options and preprocessing settings.
+
+    Generates the synthetic default file when needed. Every configuration mistake is reported
+    here, before anything is read or written.
+    """
     if dataset not in datasets:
         raise ConfigError(f"unknown dataset {dataset!r}; known datasets: {', '.join(sorted(datasets))}")
-    entry = datasets[dataset]
-    fmt = entry["format"]
-    path = raw_path or entry.get("default_raw_path")
-    if fmt == "synthetic" and raw_path is None:
-        ensure_synthetic(path, entry.get("generate") or {})
-    if path is None or not Path(path).exists():
-        hint = f" (default {entry.get('default_raw_path')!s} does not exist)" if raw_path is None else ""
-        raise ConfigError(
-            f"dataset {dataset!r} needs a raw {fmt} file: pass --params \"dataset={dataset},raw_path=<file>\"{hint}"
-            if raw_path is None
-            else f"raw_path {raw_path!r} for dataset {dataset!r} does not exist"
-        )
+    entry = datasets[dataset] or {}
+    fmt = entry.get("format")
+    if fmt is None:
+        raise ConfigError(f"datasets.{dataset} has no 'format' (one of criteo, avazu, kdd12, movielens, synthetic)")
+    if raw_path is None:
+        default = entry.get("default_raw_path")
+        if fmt == "synthetic" and default is not None:
+            ensure_synthetic(default, entry.get("generate") or {})
+        if default is None or not Path(default).is_file():
+            hint = f" (its default file {default} does not exist)" if default is not None else ""
+            raise ConfigError(
+                f"dataset {dataset!r} needs a raw {fmt} file{hint}: "
+                f"pass --params \"dataset={dataset},raw_path=<file>\""
+            )
+        raw_path = default
+    files = _expand_raw_path(dataset, fmt, raw_path)
     source = {
         "dataset": dataset,
         "format": fmt,
-        "raw_path": str(path),
+        "raw_path": str(files[0]) if len(files) == 1 else [str(f) for f in files],
+        "raw_files": [str(f) for f in files],
         "reader_options": dict(entry.get("reader_options") or {}),
         "preprocessing": dict(entry.get("preprocessing") or {}),
         "model_input_dir": str(Path(model_input_root) / dataset),
     }
-    source["fingerprint"] = _fingerprint(source)
+    reader = _reader(source)  # bad reader options -> ConfigError
+    PreprocessConfig.from_dict(source["preprocessing"]).validate(reader)  # bad settings -> ConfigError
+    source["fingerprint"] = _fingerprint(source, reader)  # missing side files (u.user, ...) -> DataFormatError
     return source
 
 
@@ -88,53 +202,94 @@ def ensure_synthetic(path: str, generate: dict[str, Any]) -> None:
 
 
 def _is_published(source: dict[str, Any]) -> bool:
-    marker = Path(source["model_input_dir"]) / FINGERPRINT_FILE
-    if not marker.exists():
+    folder = Path(source["model_input_dir"])
+    marker = folder / FINGERPRINT_FILE
+    if not marker.is_file() or not all((folder / name).is_file() for name in PUBLISHED_FILES):
         return False
-    return json.loads(marker.read_text()).get("fingerprint") == source["fingerprint"]
+    try:
+        return json.loads(marker.read_text()).get("fingerprint") == source["fingerprint"]
+    except (OSError, ValueError):
+        return False
 
 
+# --------------------------------------------------------------------------------------------
+# raw validation
+# --------------------------------------------------------------------------------------------
 def validate_raw_data(source: dict[str, Any], validation: dict[str, Any]) -> dict[str, Any]:
-    """Great Expectations on the head of the raw file: columns and order, label in {0,1}, types."""
+    """Great Expectations on the head of each raw file: columns and order, label in {0,1}, types."""
     if _is_published(source):
         return {"skipped": True, "reason": "model input already published for this raw file and settings"}
     reader = get_reader(source["format"], **source["reader_options"])
     limit = int(validation.get("raw_sample_rows", 100_000))
-    chunks, rows = [], 0
-    for chunk in reader.iter_chunks(source["raw_path"]):
-        chunks.append(chunk)
-        rows += chunk.num_rows
-        if rows >= limit:
-            break
-    if not chunks:
-        raise DataFormatError(source["raw_path"], found="no rows", expected="at least one data row")
-    import pyarrow as pa
+    # read small chunks: the sample is the head of the file, not the first 64 MiB chunk
+    chunk_bytes = min(PARSE_BLOCK_BYTES, int(source["preprocessing"].get("chunk_bytes", PARSE_BLOCK_BYTES)))
+    reports, rows_checked = [], 0
+    for path in source["raw_files"]:
+        chunks, rows = [], 0
+        for chunk in reader.iter_chunks(path, chunk_bytes):
+            chunks.append(chunk)
+            rows += chunk.num_rows
+            if rows >= limit:
+                break
+        if not chunks:
+            raise DataFormatError(path, found="no rows", expected="at least one data row")
+        sample = pa.concat_tables(chunks).slice(0, limit)
+        rows_checked += sample.num_rows
+        reports.append(
+            validate_raw_sample(
+                sample,
+                expected_columns=["label", *(f.name for f in reader.fields), *reader.extra_columns],
+                numeric_columns=[f.name for f in reader.fields if f.kind == "numeric"],
+                categorical_columns=[f.name for f in reader.fields if f.kind == "categorical"],
+                source=str(path),
+            )
+        )
+    raise_if_failed(*reports)
+    return {"skipped": False, "rows_checked": rows_checked, "reports": [r.to_dict() for r in reports]}
 
-    sample = pa.concat_tables(chunks).slice(0, limit)
-    report = validate_raw_sample(
-        sample,
-        expected_columns=["label", *(f.name for f in reader.fields), *reader.extra_columns],
-        numeric_columns=[f.name for f in reader.fields if f.kind == "numeric"],
-        categorical_columns=[f.name for f in reader.fields if f.kind == "categorical"],
-        source=source["raw_path"],
-    )
-    raise_if_failed(report)
-    return {"skipped": False, "rows_checked": sample.num_rows, **report.to_dict()}
 
-
+# --------------------------------------------------------------------------------------------
+# encoding into a staging folder
+# --------------------------------------------------------------------------------------------
 def _staging_dir(root: str, dataset: str) -> Path:
-    return Path(root) / f".staging-{dataset}"
+    return Path(root) / f"{STAGING_PREFIX}{dataset}-{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_staging(root: str, dataset: str) -> None:
+    """Staging folders of ``dataset`` left by runs that were killed (their process is gone)."""
+    folder = Path(root)
+    if not folder.is_dir():
+        return
+    prefix = f"{STAGING_PREFIX}{dataset}-"
+    for entry in folder.iterdir():
+        pid = entry.name[len(prefix):]
+        if entry.name.startswith(prefix) and pid.isdigit() and (int(pid) == os.getpid() or not _pid_alive(int(pid))):
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def encode_to_staging(source: dict[str, Any], raw_report: dict[str, Any], model_input_root: str) -> dict[str, Any]:
+    """Encode the raw file(s) with ``ttsctr.data.preprocess`` into a per-run staging folder."""
     if _is_published(source):
-        log.info("model input for %s is up to date (fingerprint %s); not re-encoding", source["dataset"], source["fingerprint"])
+        log.info(
+            "model input for %s is up to date (fingerprint %s, same raw files and settings); not re-encoding",
+            source["dataset"], source["fingerprint"],
+        )
         return {"source": source, "staging_dir": None}
+    _remove_stale_staging(model_input_root, source["dataset"])
     staging = _staging_dir(model_input_root, source["dataset"])
-    shutil.rmtree(staging, ignore_errors=True)
-    reader = get_reader(source["format"], **source["reader_options"])
     config = PreprocessConfig.from_dict(source["preprocessing"])
-    feature_map = preprocess(reader, source["raw_path"], staging, config, progress=True)
+    # preprocess writes into a temporary sibling and renames it onto `staging` only on success
+    feature_map = preprocess(_reader(source), source["raw_files"][0], staging, config, progress=True)
     return {"source": source, "staging_dir": str(staging), "feature_map": feature_map}
 
 
@@ -142,34 +297,64 @@ def _field_ranges(feature_map: dict[str, Any]) -> dict[str, tuple[int, int]]:
     return {f["name"]: (int(f["offset"]), int(f["vocab_size"])) for f in feature_map["fields"]}
 
 
+def _empty_split_hint(source: dict[str, Any], split_rows: dict[str, int], total: int) -> str | None:
+    empty = [s for s, n in split_rows.items() if n == 0]
+    if not empty:
+        return None
+    pre = source["preprocessing"]
+    ds = source["dataset"]
+    if pre.get("split", "random") == "random":
+        fix = (
+            f"use a larger file, or split by position: --params "
+            f"\"dataset={ds},datasets.{ds}.preprocessing.split=chronological\""
+        )
+    else:
+        fix = "use a larger file or other split_ratios"
+    return (
+        f"the {total:,}-row input is too small for a {pre.get('split', 'random')} "
+        f"{pre.get('split_ratios', [0.8, 0.1, 0.1])} split ({', '.join(empty)} got no rows): {fix}"
+    )
+
+
 def validate_encoded_data(staged: dict[str, Any], validation: dict[str, Any]) -> dict[str, Any]:
-    """GX on the staged splits: ids within their field's range, no nulls, split sizes add up."""
+    """GX on the staged splits: ids within their field's range, no nulls, split sizes add up.
+
+    On a failure (or any error) the staging folder is removed and nothing is published.
+    """
     if staged["staging_dir"] is None:
         return {"skipped": True}
     staging = Path(staged["staging_dir"])
-    feature_map = staged["feature_map"]
-    ranges = _field_ranges(feature_map)
-    sample_rows = validation.get("encoded_sample_rows")
-    reports, split_rows = [], {}
-    for split in SPLITS:
-        table = pq.read_table(staging / f"{split}.parquet")
-        split_rows[split] = table.num_rows
-        reports.append(
-            validate_encoded_split(
-                table.to_pandas(), split=split, field_ranges=ranges, source=str(staging / f"{split}.parquet"),
-                sample_rows=sample_rows,
-            )
-        )
-    total = int(feature_map["total_rows"])
-    reports.append(validate_split_sizes(split_rows, total, source=str(staging)))
     try:
+        feature_map = staged["feature_map"]
+        ranges = _field_ranges(feature_map)
+        sample_rows = validation.get("encoded_sample_rows")
+        reports, split_rows = [], {}
+        for split in SPLITS:
+            table = pq.read_table(staging / f"{split}.parquet")
+            split_rows[split] = table.num_rows
+            reports.append(
+                validate_encoded_split(
+                    table.to_pandas(), split=split, field_ranges=ranges, source=str(staging / f"{split}.parquet"),
+                    sample_rows=sample_rows,
+                )
+            )
+            del table
+        total = int(feature_map["total_rows"])
+        size_report = validate_split_sizes(split_rows, total, source=str(staging))
+        hint = _empty_split_hint(staged["source"], split_rows, total)
+        if hint is not None and not size_report.success:
+            size_report.failures = [dataclasses.replace(f, details=f"{f.details}; {hint}") for f in size_report.failures]
+        reports.append(size_report)
         raise_if_failed(*reports)
-    except Exception:
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return {"skipped": False, "split_rows": split_rows, "success": True}
 
 
+# --------------------------------------------------------------------------------------------
+# publishing
+# --------------------------------------------------------------------------------------------
 def _sha256_files(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in paths:
@@ -179,19 +364,34 @@ def _sha256_files(paths: list[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
+def _swap_into_place(staging: Path, final: Path) -> None:
+    """Rename ``staging`` onto ``final``; if that fails the previous ``final`` is put back."""
+    old = final.with_name(f"{final.name}.old-{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    try:
+        os.replace(staging, final)
+    except BaseException:
+        if old.exists() and not final.exists():
+            os.replace(old, final)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def publish_model_input(staged: dict[str, Any], encoded_report: dict[str, Any], model_input_root: str) -> dict[str, Any]:
     """Rename the validated staging folder into place and summarise it (rows, rates, data version)."""
     source = staged["source"]
     final = Path(source["model_input_dir"])
     if staged["staging_dir"] is not None:
         staging = Path(staged["staging_dir"])
-        (staging / FINGERPRINT_FILE).write_text(json.dumps({"fingerprint": source["fingerprint"]}))
-        old = final.with_name(final.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            os.replace(final, old)
-        os.replace(staging, final)
-        shutil.rmtree(old, ignore_errors=True)
+        try:
+            (staging / FINGERPRINT_FILE).write_text(json.dumps({"fingerprint": source["fingerprint"]}))
+            _swap_into_place(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        log.info("published model input for %s to %s", source["dataset"], final)
     return summarise_model_input(final, source)
 
 
@@ -201,19 +401,33 @@ def summarise_model_input(model_input_dir: Path, source: dict[str, Any]) -> dict
         "dataset": source["dataset"],
         "format": source["format"],
         "raw_path": source["raw_path"],
+        "raw_files": source["raw_files"],
+        "fingerprint": source["fingerprint"],
         "model_input_dir": str(model_input_dir),
         "data_version": _sha256_files([model_input_dir / f"{s}.parquet" for s in SPLITS]),
         "num_fields": len(feature_map["fields"]),
         "num_features": int(feature_map["num_features"]),
+        "rows": 0,
+        "positives": 0,
         "splits": {},
     }
     for split in SPLITS:
-        table = pq.read_table(model_input_dir / f"{split}.parquet", columns=None)
+        path = model_input_dir / f"{split}.parquet"
+        columns = ["label"] + (["true_prob"] if "true_prob" in pq.read_schema(path).names else [])
+        table = pq.read_table(path, columns=columns)
         labels = table.column("label").to_numpy().astype(np.float64)
-        info = {"rows": int(labels.size), "positive_rate": float(labels.mean()) if labels.size else float("nan")}
-        if "true_prob" in table.column_names and labels.size:
+        positives = int(labels.sum())
+        info = {
+            "rows": int(labels.size),
+            "positives": positives,
+            "positive_rate": positives / labels.size if labels.size else None,
+        }
+        if "true_prob" in columns and labels.size and 0 < positives < labels.size:
             info["bayes_optimal_auc"] = float(auc(labels, table.column("true_prob").to_numpy()))
         summary["splits"][split] = info
+        summary["rows"] += info["rows"]
+        summary["positives"] += positives
+    summary["positive_rate"] = summary["positives"] / summary["rows"] if summary["rows"] else None
     if "bayes_optimal_auc" in summary["splits"]["test"]:
         summary["bayes_optimal_auc"] = summary["splits"]["test"]["bayes_optimal_auc"]
         log.info("Bayes-optimal test AUC of %s: %.4f", source["dataset"], summary["bayes_optimal_auc"])

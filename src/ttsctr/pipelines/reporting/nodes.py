@@ -17,7 +17,6 @@ import mlflow
 import pandas as pd
 
 from ttsctr import tracking
-from ttsctr.data.io import atomic_write_json
 from ttsctr.experiment import EnsemblePlan
 from ttsctr.reporting import grouping_markdown, metrics_json, scaling_markdown
 from ttsctr.serving import log_ensemble_model

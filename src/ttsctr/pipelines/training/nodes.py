@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import mlflow
-import torch
 
 from ttsctr.data.io import atomic_write_json, load_split
 from ttsctr.experiment import EnsemblePlan, GroupPlan, config_hash
@@ -130,7 +128,7 @@ def _track(result: dict[str, Any], dataset: str, ensemble: EnsemblePlan, group: 
 def _register_members(result: dict[str, Any], dataset: str, ensemble: EnsemblePlan, group: GroupPlan, model_input: Path) -> None:
     """One registered version per member: a single-member pyfunc model taking raw rows."""
     from ttsctr.serving import log_ensemble_model
-    from ttsctr.training import load_group, save_group
+    from ttsctr.training import load_group
 
     model, members, spec = load_group(result["checkpoint"])
     for position, (member_spec, member_index) in enumerate(zip(members, result["member_indices"])):

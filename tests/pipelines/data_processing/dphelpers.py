@@ -1,0 +1,92 @@
+"""Helpers for the data_processing pipeline tests: throwaway projects, `kedro run`, output snapshots."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from projecthelpers import make_project, run_kedro
+
+MODEL_INPUT = Path("data") / "05_model_input"
+PUBLISHED_FILES = ("train.parquet", "validation.parquet", "test.parquet", "feature_map.json", "vocabulary.parquet")
+# rich (Kedro's log and traceback handler) wraps at 80 columns when not on a terminal; a wide
+# console keeps each log line and the exception message on one line so the tests can grep them
+WIDE = {"COLUMNS": "250"}
+
+
+def new_project(tmp_path: Path, parameters: dict[str, Any] | None, mlflow_db: Path | None) -> Path:
+    """``make_project`` plus a copy of an initialised (empty) MLflow database, which saves
+    each project the ~4 s of MLflow's table creation on its first run."""
+    project = make_project(tmp_path, parameters)
+    if mlflow_db is not None:
+        shutil.copy2(mlflow_db, project / "mlflow.db")
+    return project
+
+
+def params_arg(params: dict[str, Any]) -> str:
+    for key, value in params.items():
+        if "," in f"{key}={value}":
+            raise ValueError(f"--params cannot carry a comma: {key}={value}")
+    return ",".join(f"{k}={v}" for k, v in params.items())
+
+
+def run_dp(project: Path, params: dict[str, Any] | None = None, *, check: bool = True) -> subprocess.CompletedProcess:
+    """``kedro run --pipeline data_processing [--params ...]`` in ``project``."""
+    args = ["--pipeline", "data_processing"]
+    if params:
+        args += ["--params", params_arg(params)]
+    return run_kedro(project, *args, check=check, timeout=300, env=WIDE)
+
+
+def one_line(text: str) -> str:
+    """Whitespace collapsed (rich may still wrap very long lines)."""
+    return re.sub(r"\s+", " ", text)
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """name -> (mtime_ns, size) of every file under ``folder`` (empty when it does not exist)."""
+    if not folder.exists():
+        return {}
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def leftovers(project: Path) -> list[str]:
+    """Staging, temporary or old folders left in data/05_model_input."""
+    root = project / MODEL_INPUT
+    if not root.exists():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.name.startswith(".") or ".old" in p.name or "staging" in p.name)
+
+
+def summary(project: Path, dataset: str) -> dict[str, Any]:
+    return json.loads((project / MODEL_INPUT / f"{dataset}.summary.json").read_text())
+
+
+def feature_map(project: Path, dataset: str) -> dict[str, Any]:
+    return json.loads((project / MODEL_INPUT / dataset / "feature_map.json").read_text())
+
+
+def assert_feature_map_consistent(fmap: dict[str, Any], field_names: list[str]) -> None:
+    """Fields in reader order, offsets cumulative from 0, OOV/missing ids at offset+0/+1."""
+    assert [f["name"] for f in fmap["fields"]] == field_names
+    offset = 0
+    for j, f in enumerate(fmap["fields"]):
+        assert f["index"] == j and f["offset"] == offset, f
+        assert f["vocab_size"] >= 2 and f["oov_global_id"] == offset and f["missing_global_id"] == offset + 1, f
+        offset += f["vocab_size"]
+    assert fmap["num_features"] == offset and fmap["num_fields"] == len(field_names)
+    assert sum(s["rows"] for s in fmap["splits"].values()) == fmap["total_rows"]
+    assert sum(s["positives"] for s in fmap["splits"].values()) == fmap["total_positives"]
+
+
+def assert_published_outputs(project: Path, dataset: str) -> Path:
+    folder = project / MODEL_INPUT / dataset
+    for name in PUBLISHED_FILES:
+        assert (folder / name).is_file(), f"{folder / name} missing"
+    assert (project / MODEL_INPUT / f"{dataset}.summary.json").is_file()
+    assert leftovers(project) == []
+    return folder
