@@ -13,9 +13,8 @@ from projecthelpers import make_project, run_kedro
 
 MODEL_INPUT = Path("data") / "05_model_input"
 PUBLISHED_FILES = ("train.parquet", "validation.parquet", "test.parquet", "feature_map.json", "vocabulary.parquet")
-# rich (Kedro's log and traceback handler) wraps at 80 columns when not on a terminal; a wide
-# console keeps each log line and the exception message on one line so the tests can grep them
-WIDE = {"COLUMNS": "250"}
+# rich (Kedro's log and traceback handler) wraps at 80 columns when not on a terminal; run_dp asks
+# for a wide console so that each log line and the exception message stay on one line to grep
 
 
 def new_project(tmp_path: Path, parameters: dict[str, Any] | None, mlflow_db: Path | None) -> Path:
@@ -34,12 +33,12 @@ def params_arg(params: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in params.items())
 
 
-def run_dp(project: Path, params: dict[str, Any] | None = None, *, check: bool = True) -> subprocess.CompletedProcess:
-    """``kedro run --pipeline data_processing [--params ...]`` in ``project``."""
-    args = ["--pipeline", "data_processing"]
+def run_dp(project: Path, params: dict[str, Any] | None = None, *, check: bool = True, columns: int = 250) -> subprocess.CompletedProcess:
+    """``kedro run --pipelines data_processing [--params ...]`` in ``project``."""
+    args = ["--pipelines", "data_processing"]
     if params:
         args += ["--params", params_arg(params)]
-    return run_kedro(project, *args, check=check, timeout=300, env=WIDE)
+    return run_kedro(project, *args, check=check, timeout=300, env={"COLUMNS": str(columns)})
 
 
 def one_line(text: str) -> str:
@@ -90,3 +89,45 @@ def assert_published_outputs(project: Path, dataset: str) -> Path:
     assert (project / MODEL_INPUT / f"{dataset}.summary.json").is_file()
     assert leftovers(project) == []
     return folder
+
+
+# ---- in-process node runs (no Kedro session) -----------------------------------------------
+def base_datasets() -> dict[str, Any]:
+    """``datasets`` of conf/base/parameters_data_processing.yml (plain YAML below that key)."""
+    import yaml
+
+    from projecthelpers import REPO_ROOT
+
+    params = yaml.safe_load((REPO_ROOT / "conf" / "base" / "parameters_data_processing.yml").read_text())
+    return params["datasets"]
+
+
+def criteo_format_file(path: Path, n_rows: int = 3000) -> Path:
+    """A Criteo-format click log (the synthetic generator's text file, without its sidecars)."""
+    from ttsctr.data.synthetic import generate_synthetic
+
+    generate_synthetic(path, n_rows=n_rows, seed=1, compute_auc=False)
+    for sidecar in path.parent.glob(path.name + ".*"):
+        sidecar.unlink()
+    return path
+
+
+def run_nodes(dataset: str, raw_path: Any, root: Path, *, preprocessing: dict | None = None,
+              validation: dict | None = None, until: str = "publish") -> dict[str, Any]:
+    """The data_processing nodes in pipeline order, in this process; returns every output."""
+    from ttsctr.pipelines.data_processing import nodes
+
+    datasets = base_datasets()
+    datasets[dataset]["preprocessing"].update(preprocessing or {})
+    validation = {"raw_sample_rows": 100_000, "encoded_sample_rows": 200_000, **(validation or {})}
+    out: dict[str, Any] = {"source": nodes.resolve_raw_source(dataset, raw_path, datasets, str(root))}
+    if until == "resolve":
+        return out
+    out["raw_report"] = nodes.validate_raw_data(out["source"], validation)
+    out["staged"] = nodes.encode_to_staging(out["source"], out["raw_report"], str(root))
+    if until == "encode":
+        return out
+    out["encoded_report"] = nodes.validate_encoded_data(out["staged"], validation)
+    out["summary"] = nodes.publish_model_input(out["staged"], out["encoded_report"], str(root))
+    (root / f"{dataset}.summary.json").write_text(json.dumps(out["summary"]))  # what the catalog does
+    return out

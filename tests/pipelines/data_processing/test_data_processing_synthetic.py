@@ -1,4 +1,4 @@
-"""`kedro run --pipeline data_processing` on the embedded synthetic click log (the default dataset).
+"""`kedro run --pipelines data_processing` on the embedded synthetic click log (the default dataset).
 
 One throwaway project, three runs: the default run (5 000 generated rows via conf/local), the same
 command again (must reuse the published output) and a run with another ``min_count`` (must
@@ -28,7 +28,7 @@ from dphelpers import (
 
 from ttsctr.data.readers import CRITEO_CATEGORICAL, CRITEO_NUMERIC
 
-N_ROWS = 5000
+N_ROWS = 4000
 FIELDS = [*CRITEO_NUMERIC, *CRITEO_CATEGORICAL]
 
 

@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
@@ -266,15 +267,25 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _remove_stale_staging(root: str, dataset: str) -> None:
-    """Staging folders of ``dataset`` left by runs that were killed (their process is gone)."""
+    """Leftovers of ``dataset`` runs that were killed (their process is gone): staging folders,
+    the encoder's temporary folders inside them and set-aside previous versions."""
     folder = Path(root)
     if not folder.is_dir():
         return
-    prefix = f"{STAGING_PREFIX}{dataset}-"
+    patterns = (
+        re.compile(rf"^{re.escape(STAGING_PREFIX + dataset)}-(\d+)$"),  # .staging-<dataset>-<pid>
+        re.compile(rf"^\.{re.escape(STAGING_PREFIX + dataset)}-(\d+)\..*$"),  # ..staging-<dataset>-<pid>.tmp-... (atomic_dir)
+        re.compile(rf"^{re.escape(dataset)}\.old-(\d+)$"),  # <dataset>.old-<pid> (publishing)
+    )
     for entry in folder.iterdir():
-        pid = entry.name[len(prefix):]
-        if entry.name.startswith(prefix) and pid.isdigit() and (int(pid) == os.getpid() or not _pid_alive(int(pid))):
-            shutil.rmtree(entry, ignore_errors=True)
+        for pattern in patterns:
+            match = pattern.match(entry.name)
+            if match and (int(match.group(1)) == os.getpid() or not _pid_alive(int(match.group(1)))):
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+                break
 
 
 def encode_to_staging(source: dict[str, Any], raw_report: dict[str, Any], model_input_root: str) -> dict[str, Any]:
@@ -402,7 +413,6 @@ def summarise_model_input(model_input_dir: Path, source: dict[str, Any]) -> dict
         "format": source["format"],
         "raw_path": source["raw_path"],
         "raw_files": source["raw_files"],
-        "fingerprint": source["fingerprint"],
         "model_input_dir": str(model_input_dir),
         "data_version": _sha256_files([model_input_dir / f"{s}.parquet" for s in SPLITS]),
         "num_fields": len(feature_map["fields"]),
