@@ -104,6 +104,9 @@ def test_bad_train_config(kwargs: dict, match: str) -> None:
 
 def test_train_config_from_dict() -> None:
     assert TrainConfig.from_dict({"max_epochs": 3, "precision": "bf16"}).max_epochs == 3
+    assert TrainConfig.from_dict({"learning_rate": "1e-3"}).learning_rate == 1e-3  # PyYAML reads 1e-3 as a string
+    with pytest.raises(ConfigError, match="learning_rate"):
+        TrainConfig(learning_rate="fast")
     with pytest.raises(ConfigError, match=r"unknown keys \['lr'\]"):
         TrainConfig.from_dict({"lr": 0.1})
 
