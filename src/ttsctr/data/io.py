@@ -36,7 +36,8 @@ def _tmp_sibling(target: Path, kind: str) -> Path:
     return target.with_name(f".{target.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still exists (used to tell crashed writers' leftovers from live ones)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -61,7 +62,7 @@ def _remove_stale_siblings(target: Path) -> None:
         if kind not in ("tmp", "old"):
             continue
         pid_txt = tail.split("-", 1)[0]
-        if not pid_txt.isdigit() or _pid_alive(int(pid_txt)):
+        if not pid_txt.isdigit() or pid_alive(int(pid_txt)):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)

@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ttsctr.data.io import pid_alive
 from ttsctr.data.preprocess import FEATURE_MAP_VERSION, PreprocessConfig, preprocess
 from ttsctr.data.readers import PARSE_BLOCK_BYTES, RawReader, get_reader
 from ttsctr.data.synthetic import generate_synthetic
@@ -256,16 +257,6 @@ def _staging_dir(root: str, dataset: str) -> Path:
     return Path(root) / f"{STAGING_PREFIX}{dataset}-{os.getpid()}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale_staging(root: str, dataset: str) -> None:
     """Leftovers of ``dataset`` runs that were killed (their process is gone): staging folders,
     the encoder's temporary folders inside them and set-aside previous versions."""
@@ -280,7 +271,7 @@ def _remove_stale_staging(root: str, dataset: str) -> None:
     for entry in folder.iterdir():
         for pattern in patterns:
             match = pattern.match(entry.name)
-            if match and (int(match.group(1)) == os.getpid() or not _pid_alive(int(match.group(1)))):
+            if match and (int(match.group(1)) == os.getpid() or not pid_alive(int(match.group(1)))):
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry, ignore_errors=True)
                 else:
