@@ -173,3 +173,11 @@ def test_member_pool_validation() -> None:
     assert p.member_names == ("x", "y")
     sub = p.take_rows([0, 1])
     assert sub.n_rows == 2 and sub.member_names == ("x", "y")
+
+
+def test_significant_marks_improvements_only(pool: MemberPool) -> None:
+    """The paper's `*` is a significant improvement: a significant drop has a small p but no `*`."""
+    better = scaling_table(pool, scales=(1, 2), draws=3, baseline_auc=[0.5, 0.51, 0.49])
+    worse = scaling_table(pool, scales=(1, 2), draws=3, baseline_auc=[0.999, 0.998, 0.997])
+    assert (better["p_value"] < 0.05).all() and better["significant"].all()
+    assert (worse["p_value"] < 0.05).all() and not worse["significant"].any()

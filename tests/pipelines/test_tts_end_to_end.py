@@ -197,3 +197,27 @@ def test_interrupted_run_resumes_without_retraining_finished_groups(tts_run, tmp
     assert "dcnv2_x4/group_00 already trained" in rerun.stdout + rerun.stderr
     for ensemble in ("dcnv2_x4", "wr_x2"):
         pd.testing.assert_frame_equal(_read_table(project, ensemble), _read_table(reference, ensemble))
+
+
+def test_parallel_runner_trains_groups_in_processes_with_tracking(tmp_path: Path) -> None:
+    """Groups are independent: ParallelRunner runs them in worker processes, MLflow still nests them."""
+    params = {
+        "datasets": {"synthetic": {"generate": {"n_rows": 20000}}},
+        "tts": {
+            "ensembles": ["d2"],
+            "training": {"max_epochs": 1, "num_threads": 1},
+            "ensemble_catalog": {"d2": {"members": [{"backbone": "dcnv2", "seeds": 2}], "scales": [1, 2], "draws": 2}},
+        },
+    }
+    project = make_project(tmp_path, params)
+    run_kedro(project, "--runner", "ParallelRunner")
+    table = _read_table(project, "d2")
+    assert table["scale"].tolist() == [1, 2]
+    client = _client(project)
+    assert sorted(int(v.tags["seed"]) for v in client.search_model_versions("name = 'ttsctr-synthetic-dcnv2'")) == [0, 1]
+    assert sorted(int(v.tags["scale"]) for v in client.search_model_versions("name = 'ttsctr-synthetic-d2'")) == [1, 2]
+    runs = client.search_runs([client.get_experiment_by_name("ttsctr").experiment_id])
+    parents = {r.info.run_id for r in runs if "mlflow.parentRunId" not in r.data.tags}
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 2
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == parents
