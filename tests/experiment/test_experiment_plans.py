@@ -75,3 +75,17 @@ def test_config_hash_is_stable_and_sensitive() -> None:
     a = config_hash({"x": [1, 2], "y": {"b": 1, "a": 2}})
     assert a == config_hash({"y": {"a": 2, "b": 1}, "x": [1, 2]})
     assert a != config_hash({"x": [1, 2], "y": {"b": 1, "a": 3}})
+
+
+def test_registry_plans_follow_configuration_and_environment(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipelines are generated from conf/base + conf/local; TTSCTR_ENSEMBLES narrows one run."""
+    from projecthelpers import make_project
+    from ttsctr.pipelines.plans import load_plans
+
+    project = make_project(tmp_path, {"tts": {"training": {"max_epochs": 1}}})
+    monkeypatch.delenv("TTSCTR_ENSEMBLES", raising=False)
+    assert [p.name for p in load_plans(project)] == ["dcnv2_x8", "wukong_rankmixer_x8"]
+    monkeypatch.setenv("TTSCTR_ENSEMBLES", "wukong_x16 + rankmixer_x16")
+    plans = load_plans(project)
+    assert [p.name for p in plans] == ["wukong_x16", "rankmixer_x16"]
+    assert [len(p.groups) for p in plans] == [16, 16]
