@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from ttsctr.data.io import atomic_file
 from ttsctr.experiment import EnsemblePlan
 from ttsctr.merging import MemberPool, scaling_table
 from ttsctr.reporting import scaling_markdown, scaling_plot
@@ -31,11 +32,12 @@ def load_member_pool(manifests: list[dict[str, Any]], split: str, ensemble: Ense
             labels = y
         elif not np.array_equal(labels, y):
             raise ValueError(f"{manifest['files'][split]}: labels differ from the other groups' ({split} split changed?)")
-        for name in manifest["members"]:
+        group = next(g for g in ensemble.groups if g.name == manifest["group"])
+        for name, index in zip(manifest["members"], manifest["member_indices"]):
             logits.append(table.column(f"{name}_logit").to_numpy())
             names.append(name)
-            groups.append(int(manifest["group"].split("_")[-1]))
-            families.append(name.split("_")[1])
+            groups.append(group.index)
+            families.append(ensemble.members[index].backbone)
     return MemberPool(
         logits=np.stack(logits, axis=1),
         labels=labels.astype(np.float64),
@@ -53,9 +55,8 @@ def merge_ensemble(model_input_summary: dict[str, Any], merging: dict[str, Any],
     out = Path(paths["reporting"]) / model_input_summary["dataset"] / ensemble.name
     out.mkdir(parents=True, exist_ok=True)
     markdown = scaling_markdown({ensemble.label: table}, layout=ensemble.layout, dataset=model_input_summary["dataset"])
-    tmp = out / ".scaling.md.tmp"
-    tmp.write_text(markdown, encoding="utf-8")
-    tmp.replace(out / "scaling.md")
+    with atomic_file(out / "scaling.md") as tmp:
+        tmp.write_text(markdown, encoding="utf-8")
     scaling_plot(table, out / "scaling.png", title=f"{ensemble.name} on {model_input_summary['dataset']}",
                  bayes_auc=model_input_summary.get("bayes_optimal_auc"))
     log.info("scaling of %s on %s:\n%s", ensemble.name, model_input_summary["dataset"], markdown)

@@ -1,16 +1,16 @@
-from functools import partial, update_wrapper
 from typing import Sequence
 
 from kedro.pipeline import Pipeline, node, pipeline
 
 from ttsctr.experiment import EnsemblePlan
+from ttsctr.pipelines import bind
 from ttsctr.pipelines.merging import nodes
 
 
 def create_pipeline(plans: Sequence[EnsemblePlan] = (), **kwargs) -> Pipeline:
     out = []
     for plan in plans:
-        func = update_wrapper(partial(nodes.merge_ensemble, ensemble=plan), nodes.merge_ensemble)
+        func = bind(nodes.merge_ensemble, ensemble=plan)
         out.append(
             node(
                 func,

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ttsctr.data.io import load_split
+from ttsctr.data.io import atomic_file, load_split
 from ttsctr.experiment import EnsemblePlan, GroupPlan
 from ttsctr.training import load_group, predict_logits
 
@@ -40,13 +40,6 @@ def predictions_table(logits: np.ndarray, labels: np.ndarray, names: list[str]) 
     return pa.table(columns)
 
 
-def _write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
-
-
 def predict_group(
     model_input_summary: dict[str, Any], trained: dict[str, Any], paths: dict[str, Any], *,
     group: GroupPlan, ensemble: EnsemblePlan,
@@ -65,7 +58,8 @@ def predict_group(
         data = load_split(model_input_summary["model_input_dir"], split)
         logits = predict_logits(model, data.x)
         path = out / f"{split}.parquet"
-        _write_parquet_atomic(predictions_table(logits, data.y, names), path)
+        with atomic_file(path) as tmp:
+            pq.write_table(predictions_table(logits, data.y, names), tmp)
         files[split] = str(path)
     manifest = {
         "ensemble": ensemble.name, "group": group.name, "config_hash": trained["config_hash"],

@@ -17,6 +17,7 @@ import mlflow
 import pandas as pd
 
 from ttsctr import tracking
+from ttsctr.data.io import atomic_file
 from ttsctr.experiment import EnsemblePlan
 from ttsctr.reporting import grouping_markdown, metrics_json, scaling_markdown
 from ttsctr.serving import log_ensemble_model
@@ -93,10 +94,8 @@ def summarise_experiment(model_input_summary: dict[str, Any], paths: dict[str, A
         parts.append("## Registered ensembles\n\n" + "\n".join(f"- {r['uri']} (scale {r['scale']}×)" for r in registered) + "\n")
     text = "\n".join(parts)
     out = Path(paths["reporting"]) / dataset / "scaling_tables.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(".scaling_tables.md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    with atomic_file(out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     print(text, flush=True)
     if tracking.tracking_active():
         mlflow.log_artifact(str(out), artifact_path="scaling")

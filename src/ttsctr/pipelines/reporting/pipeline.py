@@ -1,16 +1,16 @@
-from functools import partial, update_wrapper
 from typing import Sequence
 
 from kedro.pipeline import Pipeline, node, pipeline
 
 from ttsctr.experiment import EnsemblePlan
+from ttsctr.pipelines import bind
 from ttsctr.pipelines.reporting import nodes
 
 
 def create_pipeline(plans: Sequence[EnsemblePlan] = (), **kwargs) -> Pipeline:
     out = []
     for plan in plans:
-        func = update_wrapper(partial(nodes.register_ensemble, ensemble=plan), nodes.register_ensemble)
+        func = bind(nodes.register_ensemble, ensemble=plan)
         out.append(
             node(
                 func,
@@ -23,7 +23,7 @@ def create_pipeline(plans: Sequence[EnsemblePlan] = (), **kwargs) -> Pipeline:
             )
         )
     if plans:
-        func = update_wrapper(partial(nodes.summarise_experiment, ensembles=tuple(plans)), nodes.summarise_experiment)
+        func = bind(nodes.summarise_experiment, ensembles=tuple(plans))
         out.append(
             node(
                 func,

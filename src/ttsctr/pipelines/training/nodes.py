@@ -65,7 +65,7 @@ def _train(model_input: Path, dataset: str, training: dict[str, Any], group: Gro
     train_split = load_split(model_input, "train")
     valid_split = load_split(model_input, "validation")
     test_split = load_split(model_input, "test")
-    config = TrainConfig(**training)
+    config = TrainConfig.from_dict(training)
     model = build_group(spec, group.members)
     started = time.perf_counter()
     fit = train(model, (train_split.x, train_split.y), (valid_split.x, valid_split.y), config,

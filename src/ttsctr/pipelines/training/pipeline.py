@@ -1,9 +1,9 @@
-from functools import partial, update_wrapper
 from typing import Sequence
 
 from kedro.pipeline import Pipeline, node, pipeline
 
 from ttsctr.experiment import EnsemblePlan
+from ttsctr.pipelines import bind
 from ttsctr.pipelines.training import nodes
 
 
@@ -11,7 +11,7 @@ def create_pipeline(plans: Sequence[EnsemblePlan] = (), **kwargs) -> Pipeline:
     out = []
     for plan in plans:
         for group in plan.groups:
-            func = update_wrapper(partial(nodes.train_group, group=group, ensemble=plan), nodes.train_group)
+            func = bind(nodes.train_group, group=group, ensemble=plan)
             out.append(
                 node(
                     func,
