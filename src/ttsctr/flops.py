@@ -8,11 +8,23 @@ per-member or merged logits: whatever its forward computes is counted.
 
 What is counted: FlopCounterMode counts matmul-like ops only (mm, addmm, bmm, baddbmm,
 convolutions, attention), at 2 FLOPs per multiply-add; ``einsum`` and ``nn.Linear`` count
-because they lower to these. Element-wise work — activations, LayerNorm/BatchNorm, dropout,
-sums and squares (DeepFM's FM term), element-wise products (DCN cross layers, FinalMLP
-gates), additions — and embedding lookups are *not* counted. For the backbones here that
-work is O(F·D) or O(width) per row against O(width²) for the matmuls, so it is small, but
-it is not zero; matrix-vector products (``mv``) are not counted either, so layers use mm.
+because they lower to these (the bias add of ``addmm`` is not counted).
+
+What is left out, because it is not a matmul:
+
+* element-wise work — activations (ReLU, GELU, sigmoid), LayerNorm/BatchNorm, dropout
+  (off at eval anyway), residual and bias additions, element-wise products (DCN/DCN-V2
+  cross layers ``x_0 ⊙ (...)``, FinalMLP's gates ``g ⊙ e``), sums and squares (DeepFM's FM
+  term, LR's sum of first-order weights: LR counts 0 FLOPs) and reductions such as
+  RankMixer's mean pooling;
+* data movement — embedding lookups, concatenation, padding, ``index_select`` gathers,
+  reshapes and transposes (RankMixer's token mixing is a transpose, so it costs 0 here);
+* matrix-vector products (``mv``), so layers use mm instead.
+
+For the backbones here that work is O(F·D) or O(width) per row against O(width²) for the
+matmuls, so it is small, but it is not zero. Work that does not depend on the row — an
+input-independent gate (FinalMLP with an empty context) is computed once per batch — is
+counted once per batch, i.e. 1/B of it per row.
 """
 
 from __future__ import annotations

@@ -49,10 +49,57 @@ def test_dcn_family_cost_matches_closed_form(structure, tiny_spec):
     assert v2.flops_per_row == 3 * 2 * n * n + matmul_flops([n, *hidden]) + 2 * head_in
 
 
+def rankmixer_field_flops(F: int, d: int, D: int, k: int, L: int, hidden: list[int]) -> int:
+    """Field tokens: per-field projection (when D != d), L blocks of per-token FFNs (token
+    mixing is a transpose: 0 FLOPs) and the MLP head on the F·D flattened tokens."""
+    projection = 0 if D == d else 2 * F * d * D
+    ffn = 2 * F * (D * k * D + k * D * D)
+    return projection + L * ffn + matmul_flops([F * D, *hidden, 1])
+
+
+@pytest.mark.parametrize("num_fields, expected_width", [(8, 16), (5, 20), (39, 39)])
+def test_rankmixer_default_cost_matches_closed_form(num_fields, expected_width):
+    spec = FeatureSpec(tuple(f"f{i}" for i in range(num_fields)), (3,) * num_fields)
+    cost = model_cost(build("rankmixer", spec, "default"))
+    expected = rankmixer_field_flops(num_fields, 16, expected_width, 2, 3, [1024, 512, 256])
+    assert cost.flops_per_row == expected
+
+
+def test_rankmixer_head_dominates_on_avazu_like_data():
+    # Avazu in the reference script: 24 fields at d = 24 (D = d, no projection). The flatten
+    # head holds ~88 % of the FLOPs there.
+    spec = FeatureSpec(tuple(f"f{i}" for i in range(24)), (3,) * 24)
+    cost = model_cost(build("rankmixer", spec, "default", embedding_dim=24))
+    head = matmul_flops([24 * 24, 1024, 512, 256, 1])
+    assert cost.flops_per_row == rankmixer_field_flops(24, 24, 24, 2, 3, [1024, 512, 256])
+    assert 0.87 < head / cost.flops_per_row < 0.89
+
+
+def test_lr_costs_no_flops(tiny_spec):
+    cost = model_cost(build("lr", tiny_spec))
+    assert cost == ModelCost(dense_params=1, embedding_params=50, flops_per_row=0.0)
+
+
+def test_finalmlp_constant_gates_are_counted_once_per_batch(tiny_spec):
+    n = 5 * 8
+    # Two streams; fusion: w_1, w_2, h_1^T W, then (h_1^T W)·h_2 (an einsum, lowered to bmm).
+    streams = 2 * matmul_flops([n, 128, 64]) + 2 * (64 + 64) + 2 * 64 * 64 + 2 * 64
+    gate = matmul_flops([8, 64, n])  # constant context of width D -> 64 -> F·D
+    assert model_cost(build("finalmlp", tiny_spec, use_fs=False)).flops_per_row == streams
+    for batch in (1, 4):
+        cost = model_cost(build("finalmlp", tiny_spec), batch_size=batch)
+        assert cost.flops_per_row == streams + 2 * gate / batch
+    with_context = model_cost(build("finalmlp", tiny_spec, fs1_context=("f0", "f1")), batch_size=4)
+    assert with_context.flops_per_row == streams + matmul_flops([2 * 8, 64, n]) + gate / 4
+
+
 def test_flops_per_row_does_not_depend_on_batch_size(tiny_spec):
     model = build("wukong", tiny_spec)
     assert model_cost(model, batch_size=1).flops_per_row == model_cost(model, batch_size=32).flops_per_row
 
+
+# RankMixer's one-token-per-field mode (5 tokens here, so widths are multiples of 5).
+FIELD_TOKENS = {"tokenizer": "field", "num_tokens": None, "token_dim": None}
 
 # (name, smaller overrides, bigger overrides) on the small preset
 GROWTH = [
@@ -70,8 +117,11 @@ GROWTH = [
     ("wukong", {"fmb_rank": 4}, {"fmb_rank": 8}),
     ("wukong", {"fmb_embeddings": 4}, {"fmb_embeddings": 8}),
     ("rankmixer", {"token_dim": 16}, {"token_dim": 32}),
+    ("rankmixer", {**FIELD_TOKENS, "token_dim": 10}, {**FIELD_TOKENS, "token_dim": 20}),
     ("rankmixer", {"num_layers": 1}, {"num_layers": 2}),
     ("rankmixer", {"expansion": 1}, {"expansion": 2}),
+    ("rankmixer", {"hidden_units": (32,)}, {"hidden_units": (64,)}),
+    ("wukong", {"fmb_hidden_units": (32,)}, {"fmb_hidden_units": (64,)}),
 ]
 
 
@@ -83,6 +133,7 @@ def test_flops_grow_with_depth_and_width(name, smaller, bigger, tiny_spec):
     assert large.dense_params > small.dense_params
 
 
+# LR is left out: its table is one weight wide whatever the embedding width.
 @pytest.mark.parametrize("name", ["dcn", "dcnv2", "deepfm", "finalmlp", "fnn", "ipnn", "rankmixer", "wukong"])
 def test_flops_grow_with_embedding_dim(name, tiny_spec):
     small = model_cost(build(name, tiny_spec, embedding_dim=8))

@@ -9,10 +9,17 @@ from torch import nn
 from ttsctr.errors import ConfigError, DataFormatError
 from ttsctr.features import FeatureSpec
 from ttsctr.flops import random_ids
+from ttsctr.layers.init import WEIGHT_INIT_SCHEMES, initialize_weights
 from ttsctr.models import available_models, build_model, get_entry
 
-BACKBONES = ["dcn", "dcnv2", "deepfm", "finalmlp", "fnn", "ipnn", "rankmixer", "wukong"]
+BACKBONES = ["dcn", "dcnv2", "deepfm", "finalmlp", "fnn", "ipnn", "lr", "rankmixer", "wukong"]
+EXTRA_PRESETS = {"rankmixer": ["mean_pool"]}
 PRESETS = ["default", "small"]
+MODEL_PRESETS = [(name, preset) for name in BACKBONES for preset in PRESETS + EXTRA_PRESETS.get(name, [])]
+# LR has no hidden layers: no dropout, no batch norm.
+DEEP_BACKBONES = [name for name in BACKBONES if name != "lr"]
+# RankMixer's one-token-per-field mode, from the slice-token small preset.
+FIELD_TOKENS = {"tokenizer": "field", "num_tokens": None, "token_dim": None}
 
 
 def build(name: str, spec: FeatureSpec, preset: str = "small", seed: int = 0, **overrides) -> nn.Module:
@@ -23,13 +30,14 @@ def build(name: str, spec: FeatureSpec, preset: str = "small", seed: int = 0, **
 def test_registry_lists_every_backbone():
     assert available_models() == BACKBONES
     for name in BACKBONES:
-        assert set(get_entry(name).presets) == {"default", "small"}
+        assert set(get_entry(name).presets) == set(PRESETS + EXTRA_PRESETS.get(name, []))
 
 
-@pytest.mark.parametrize("preset", PRESETS)
-@pytest.mark.parametrize("name", BACKBONES)
-def test_forward_backward_shapes_and_gradients(name, preset, tiny_spec):
+@pytest.mark.parametrize("scheme", ["torch_default", "xavier_normal"])
+@pytest.mark.parametrize("name, preset", MODEL_PRESETS)
+def test_forward_backward_shapes_and_gradients(name, preset, scheme, tiny_spec):
     model = build(name, tiny_spec, preset)
+    initialize_weights(model, scheme)
     ids = random_ids(tiny_spec, batch_size=8, seed=1)
     logits = model(ids)
     assert logits.shape == (8,) and logits.dtype == torch.float32
@@ -42,7 +50,7 @@ def test_forward_backward_shapes_and_gradients(name, preset, tiny_spec):
         assert p.grad.abs().sum() > 0, f"{name}: {pname} has an all-zero gradient"
 
 
-@pytest.mark.parametrize("name", BACKBONES)
+@pytest.mark.parametrize("name", DEEP_BACKBONES)
 def test_dropout_and_batch_norm_switches(name, tiny_spec):
     model = build(name, tiny_spec, "small", dropout=0.5, batch_norm=True)
     assert any(isinstance(m, nn.Dropout) for m in model.modules()), "MC-dropout needs nn.Dropout modules"
@@ -172,8 +180,18 @@ def test_feature_id_outside_table(bad_id, tiny_spec):
         ("finalmlp", {"fs1_context": ("f1", "user")}, r"fs1_context names unknown fields \['user'\]"),
         ("finalmlp", {"num_heads": 3}, "num_heads=3 must be >= 1 and divide"),
         ("wukong", {"num_layers": 0}, "num_layers must be >= 1"),
+        ("finalmlp", {"use_fs": False, "fs2_context": ("f1",)}, "use_fs is false"),
+        ("wukong", {"fmb_output_activation": "gelu"}, "fmb_output_activation must be one of"),
+        ("rankmixer", FIELD_TOKENS | {"token_dim": 12}, "token_dim=12 must be divisible by num_tokens=5"),
+        ("rankmixer", FIELD_TOKENS | {"num_tokens": 5}, "tokenizer='field' makes one token per field"),
+        ("rankmixer", {"num_tokens": None}, "tokenizer='slice' needs num_tokens and token_dim"),
         ("rankmixer", {"token_dim": 30}, "token_dim=30 must be divisible by num_tokens=8"),
+        ("rankmixer", {"tokenizer": "group"}, "tokenizer must be one of"),
+        ("rankmixer", {"head": "cls"}, "head must be one of"),
         ("rankmixer", {"expansion": 0}, "expansion must be >= 1"),
+        ("lr", {"embedding_dim": 8}, "embedding_dim must be 1"),
+        ("lr", {"dropout": 0.1}, "no dropout or batch norm"),
+        ("lr", {"batch_norm": True}, "no dropout or batch norm"),
     ],
 )
 def test_invalid_model_settings(name, overrides, message, tiny_spec):
@@ -187,9 +205,41 @@ def test_invalid_model_settings(name, overrides, message, tiny_spec):
 def test_finalmlp_context_fields_and_heads(tiny_spec):
     model = build("finalmlp", tiny_spec, fs1_context=("f0", "f3"), num_heads=2)
     assert model.gate1.context_fields.tolist() == [0, 3]
-    assert model.gate2.context_fields.tolist() == [0, 1, 2, 3, 4]  # empty context = all fields
+    assert model.gate1.context is None
     assert model.fusion.bilinear.shape == (2, 32, 32)
+    e = model.embed(random_ids(tiny_spec, batch_size=4))
+    gated = model.gate1(e) / e.flatten(1)  # (B, F·D): the gate values
+    assert not torch.allclose(gated[0], gated[1])  # depends on the row's context fields
     assert model(random_ids(tiny_spec, batch_size=4)).shape == (4,)
+
+
+def test_finalmlp_empty_context_is_a_learned_constant(tiny_spec):
+    model = build("finalmlp", tiny_spec)  # both contexts empty
+    for gate in (model.gate1, model.gate2):
+        assert isinstance(gate.context, nn.Parameter) and gate.context.shape == (1, 8)
+        assert gate.context_fields.numel() == 0
+        first_layer = gate.gate_mlp.net[0]
+        assert first_layer.in_features == 8  # the constant, not the concatenated fields
+        # No dropout (MC-dropout must not move the gates) and no batch norm in the gate MLP.
+        assert not any(isinstance(m, (nn.Dropout, nn.BatchNorm1d)) for m in gate.modules())
+    e = model.embed(random_ids(tiny_spec, batch_size=4))
+    g = model.gate1(e) / e.flatten(1)
+    assert torch.allclose(g, g[:1].expand_as(g))  # the same gate for every row
+    assert ((g > 0) & (g < 2)).all()
+    model(random_ids(tiny_spec, batch_size=4)).sum().backward()
+    assert model.gate1.context.grad.abs().sum() > 0  # the constant is learned
+
+
+def test_finalmlp_without_feature_selection_is_the_reference_two_stream_mlp(tiny_spec):
+    model = build("finalmlp", tiny_spec, "default", use_fs=False)
+    assert model.gate1 is None and model.gate2 is None
+    gated = build("finalmlp", tiny_spec, "default")
+    gate_params = sum(p.numel() for n, p in gated.named_parameters() if n.startswith("gate"))
+    assert model.dense_parameters() == gated.dense_parameters() - gate_params
+    e = model.embed(random_ids(tiny_spec, batch_size=4))
+    model.eval()
+    expected = model.fusion(model.mlp1(e.flatten(1)), model.mlp2(e.flatten(1)))
+    assert torch.equal(model.forward_embedded(e), expected)
 
 
 def test_deepfm_first_order_term_reads_the_extra_column(tiny_spec):
@@ -200,13 +250,15 @@ def test_deepfm_first_order_term_reads_the_extra_column(tiny_spec):
     assert torch.allclose(model.forward_embedded(shifted), model.forward_embedded(e) + 5 * 0.25, atol=1e-5)
 
 
-def test_wukong_and_rankmixer_handle_any_field_count():
-    # Field counts that do not divide the token count or match n_F + n_L.
-    for num_fields in (1, 3, 17):
+@pytest.mark.parametrize("name, preset", [("wukong", "small"), ("rankmixer", "small"), ("rankmixer", "default"),
+                                          ("rankmixer", "mean_pool"), ("ipnn", "small"), ("lr", "small")])
+def test_any_field_count(name, preset):
+    # Field counts that do not divide the token count / embedding width or match n_F + n_L.
+    for num_fields in (1, 3, 7, 17):
         spec = FeatureSpec(tuple(f"f{i}" for i in range(num_fields)), (4,) * num_fields)
-        for name in ("wukong", "rankmixer", "ipnn"):
-            model = build(name, spec)
-            assert model(random_ids(spec, batch_size=3)).shape == (3,)
+        model = build(name, spec, preset)
+        logits = model(random_ids(spec, batch_size=3))
+        assert logits.shape == (3,) and torch.isfinite(logits).all()
 
 
 def test_token_mixing_transposes_the_token_head_grid():
@@ -234,3 +286,100 @@ def test_factorization_machine_matches_explicit_pairs():
     e = torch.randn(3, 4, 5, generator=torch.Generator().manual_seed(0))
     expected = sum((e[:, i] * e[:, j]).sum(-1) for i in range(4) for j in range(i + 1, 4))
     assert torch.allclose(FactorizationMachine()(e), expected, atol=1e-5)
+
+
+def test_rankmixer_default_is_the_reference_code_variant():
+    # Reference code: one token per field, token width = embedding width, k = 2, L = 3,
+    # flatten + MLP (1024, 512, 256). With 8 fields at d = 16 no projection is needed.
+    spec = FeatureSpec(tuple(f"f{i}" for i in range(8)), (4,) * 8)
+    model = build("rankmixer", spec, "default")
+    assert (model.num_tokens, model.token_dim) == (8, 16)
+    assert model.tokenizer.project is None
+    assert len(model.blocks) == 3
+    assert model.blocks[0].ffn.up.weight.shape == (8, 16, 32)  # per token, expansion 2
+    linears = [m for m in model.head.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(128, 1024), (1024, 512), (512, 256), (256, 1)]
+    e = model.embed(random_ids(spec, batch_size=2))
+    assert torch.equal(model.tokenizer(e), e)
+
+
+def test_rankmixer_field_tokens_round_the_width_up_to_a_multiple_of_the_field_count():
+    criteo = FeatureSpec(tuple(f"f{i}" for i in range(39)), (4,) * 39)
+    model = build("rankmixer", criteo, "default")
+    assert (model.num_tokens, model.token_dim) == (39, 39)  # 16 -> 39: heads of width 1
+    assert model.tokenizer.project.weight.shape == (39, 16, 39)  # a d×D projection per field
+    assert model.head.net[0].in_features == 39 * 39
+    small = build("rankmixer", criteo, "small", **FIELD_TOKENS)
+    assert (small.num_tokens, small.token_dim) == (39, 39)
+    assert small.tokenizer.project.weight.shape == (39, 8, 39)
+    wide = build("rankmixer", criteo, "small", **(FIELD_TOKENS | {"token_dim": 78}))
+    assert wide.token_dim == 78
+    assert model(random_ids(criteo, batch_size=3)).shape == (3,)
+
+
+def test_rankmixer_small_preset_uses_slice_tokens(tiny_spec):
+    model = build("rankmixer", tiny_spec, "small")
+    F, d, T, D, k = 5, 8, 8, 16, 2
+    assert (model.num_tokens, model.token_dim) == (T, D)
+    assert model.tokenizer.slice_dim == 5  # ceil(5·8 / 8)
+    tokenizer = T * 5 * D  # no bias
+    ffn = T * ((D * k * D + k * D) + (k * D * D + D))
+    norms = 2 * 2 * D
+    assert model.dense_parameters() == tokenizer + 2 * (ffn + norms) + mlp_params([T * D, 128, 64, 1])
+
+
+def test_rankmixer_mean_pool_preset_keeps_the_earlier_variant(tiny_spec):
+    model = build("rankmixer", tiny_spec, "mean_pool")
+    assert (model.num_tokens, model.token_dim) == (16, 64)
+    assert model.blocks[0].ffn.up.weight.shape == (16, 64, 256)  # expansion 4
+    assert [m for m in model.head.modules() if isinstance(m, nn.Linear)][0].in_features == 64
+    assert len([m for m in model.head.modules() if isinstance(m, nn.Linear)]) == 1  # w^T mean + b
+
+
+@pytest.mark.parametrize("preset, overrides", [("default", {}), ("small", FIELD_TOKENS)])
+def test_rankmixer_field_token_parameter_count(preset, overrides, tiny_spec):
+    model = build("rankmixer", tiny_spec, preset, **overrides)
+    cfg = model.config
+    F, N, d, T, D, k = 5, 50, cfg.embedding_dim, model.num_tokens, model.token_dim, cfg.expansion
+    assert T == F and D == -(-d // F) * F  # 16 -> 20, 8 -> 10
+    projection = F * d * D  # no bias
+    ffn = T * ((D * k * D + k * D) + (k * D * D + D))
+    norms = 2 * 2 * D
+    head = mlp_params([T * D, *cfg.hidden_units, 1])
+    assert model.embedding_parameters() == N * d
+    assert model.dense_parameters() == projection + cfg.num_layers * (ffn + norms) + head
+
+
+@pytest.mark.parametrize("activation", ["relu", "none"])
+def test_wukong_fmb_output_activation(activation, tiny_spec):
+    model = build("wukong", tiny_spec, fmb_output_activation=activation).eval()
+    fmb = model.layers[0].fmb
+    x = torch.randn(64, 5, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = fmb(x)  # (B, n_F, D)
+    assert out.shape == (64, 8, 8)
+    if activation == "relu":
+        assert (out >= 0).all() and (out == 0).any()
+    else:
+        assert (out < 0).any()
+    # Same parameters either way: the activation has none.
+    relu = build("wukong", tiny_spec, fmb_output_activation="relu")
+    assert model.dense_parameters() == relu.dense_parameters()
+
+
+def test_wukong_default_activation_is_relu():
+    assert get_entry("wukong").presets["default"].fmb_output_activation == "relu"
+    assert get_entry("wukong").presets["small"].fmb_output_activation == "relu"
+
+
+def test_lr_is_bias_plus_first_order_weights(tiny_spec):
+    model = build("lr", tiny_spec, "default")
+    assert model.embedding.weight.shape == (50, 1)
+    assert model.dense_parameters() == 1 and model.embedding_parameters() == 50
+    with torch.no_grad():
+        model.embedding.weight.copy_(torch.arange(50, dtype=torch.float32).unsqueeze(1) / 100)
+        model.bias.fill_(-0.5)
+    ids = random_ids(tiny_spec, batch_size=6)
+    expected = ids.float().sum(dim=1) / 100 - 0.5
+    assert torch.allclose(model(ids), expected, atol=1e-6)
+    assert not any(isinstance(m, (nn.Dropout, nn.BatchNorm1d, nn.Linear)) for m in model.modules())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ttsctr.layers.init import ParamInit, Xavier
+
 
 class MultiHeadBilinearFusion(nn.Module):
     """``y = b + w_1^T x_1 + w_2^T x_2 + sum_h x_{1,h}^T W_h x_{2,h}``.
@@ -20,7 +22,13 @@ class MultiHeadBilinearFusion(nn.Module):
         self.linear_1 = nn.Linear(dim_1, 1)  # carries the bias b
         self.linear_2 = nn.Linear(dim_2, 1, bias=False)
         self.bilinear = nn.Parameter(torch.empty(num_heads, dim_1 // num_heads, dim_2 // num_heads))
-        nn.init.xavier_normal_(self.bilinear)
+        nn.init.normal_(self.bilinear, std=self.weight_init_plan()["bilinear"].normal_std())
+
+    def weight_init_plan(self) -> dict[str, ParamInit]:
+        # FuxiCTR and the reference code store all W_h as one (H·d_1/H·d_2/H, 1) column and
+        # Xavier-initialise that, i.e. fan_in 1 and fan_out H·d_1/H·d_2/H: a small std that
+        # keeps the bilinear term of order one at the start although it sums d_1·d_2/H products.
+        return {"bilinear": Xavier(fan_in=1, fan_out=self.bilinear.numel())}
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         linear = (self.linear_1(x1) + self.linear_2(x2)).squeeze(-1)  # (B,)

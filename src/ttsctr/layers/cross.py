@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from ttsctr.layers.init import ParamInit, Xavier, Zeros
+
 
 class CrossNetwork(nn.Module):
     """DCN cross layers: ``x_{l+1} = x_0 · (x_l^T w_l) + b_l + x_l``.
@@ -24,6 +26,11 @@ class CrossNetwork(nn.Module):
         # nn.Linear(input_dim, 1)'s default range, as the reference implementations use.
         bound = 1.0 / math.sqrt(input_dim)
         nn.init.uniform_(self.weights, -bound, bound)
+
+    def weight_init_plan(self) -> dict[str, ParamInit]:
+        # Each w_l is the weight of a Linear(n, 1), as in FuxiCTR and the reference code.
+        n = self.weights.shape[1]
+        return {"weights": Xavier(fan_in=n, fan_out=1), "biases": Zeros()}
 
     def forward(self, x0: torch.Tensor) -> torch.Tensor:
         x = x0  # (B, n)

@@ -9,7 +9,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ttsctr.errors import ConfigError
+from ttsctr.layers.init import ParamInit, Xavier
 from ttsctr.layers.mlp import MLP
+
+FMB_OUTPUT_ACTIVATIONS = ("relu", "none")
 
 
 class LinearCompressBlock(nn.Module):
@@ -27,17 +31,25 @@ class LinearCompressBlock(nn.Module):
         bound = 1.0 / math.sqrt(num_inputs)
         nn.init.uniform_(self.weight, -bound, bound)
 
+    def weight_init_plan(self) -> dict[str, ParamInit]:
+        num_inputs, num_outputs = self.weight.shape
+        return {"weight": Xavier(fan_in=num_inputs, fan_out=num_outputs)}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.einsum("bnd,nm->bmd", x, self.weight)  # (B, m, D)
 
 
 class FactorizationMachineBlock(nn.Module):
-    """``FMB(X) = reshape(MLP(LN(flatten(X (X^T Y)))))``, Wukong's optimised FM.
+    """``FMB(X) = reshape(act(MLP(LN(flatten(X (X^T Y))))))``, Wukong's optimised FM.
 
     The full FM ``X X^T`` (n×n dot products) is compressed by a learned rank-k projection
     Y (n×k): ``X (X^T Y)`` costs O(n·D·k) instead of O(n²·D) and keeps k linear mixtures of
     the pairwise dot products per embedding. The MLP maps the n·k interactions to n_F new
     embeddings of width D.
+
+    ``output_activation="relu"`` (the reference code, FuxiCTR and our default) treats the
+    MLP's last layer like its hidden ones — ReLU, then dropout — so new embeddings are
+    non-negative; ``"none"`` ends the MLP in a plain linear layer.
 
     Input (B, n, D) -> output (B, n_F, D).
     """
@@ -52,21 +64,30 @@ class FactorizationMachineBlock(nn.Module):
         *,
         dropout: float = 0.0,
         batch_norm: bool = False,
+        output_activation: str = "relu",
     ) -> None:
         super().__init__()
+        if output_activation not in FMB_OUTPUT_ACTIVATIONS:
+            raise ConfigError(
+                f"wukong: fmb_output_activation must be one of {FMB_OUTPUT_ACTIVATIONS}, got {output_activation!r}"
+            )
         self.num_outputs = num_outputs
         self.embedding_dim = embedding_dim
         self.projection = nn.Parameter(torch.empty(num_inputs, rank))  # Y
         bound = 1.0 / math.sqrt(num_inputs)
         nn.init.uniform_(self.projection, -bound, bound)
         self.norm = nn.LayerNorm(num_inputs * rank)
-        self.mlp = MLP(
-            num_inputs * rank,
-            hidden_units,
-            output_dim=num_outputs * embedding_dim,
-            dropout=dropout,
-            batch_norm=batch_norm,
-        )
+        out_dim = num_outputs * embedding_dim
+        if output_activation == "relu":
+            self.mlp = MLP(num_inputs * rank, (*hidden_units, out_dim), dropout=dropout, batch_norm=batch_norm)
+        else:
+            self.mlp = MLP(
+                num_inputs * rank, hidden_units, output_dim=out_dim, dropout=dropout, batch_norm=batch_norm
+            )
+
+    def weight_init_plan(self) -> dict[str, ParamInit]:
+        num_inputs, rank = self.projection.shape
+        return {"projection": Xavier(fan_in=num_inputs, fan_out=rank)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         compressed = torch.einsum("bnd,nk->bdk", x, self.projection)  # X^T Y: (B, D, k)
@@ -92,6 +113,7 @@ class WukongLayer(nn.Module):
         lcb_embeddings: int,
         fmb_rank: int,
         fmb_hidden_units: Sequence[int],
+        fmb_output_activation: str = "relu",
         dropout: float = 0.0,
         batch_norm: bool = False,
     ) -> None:
@@ -106,6 +128,7 @@ class WukongLayer(nn.Module):
             fmb_hidden_units,
             dropout=dropout,
             batch_norm=batch_norm,
+            output_activation=fmb_output_activation,
         )
         self.lcb = LinearCompressBlock(num_inputs, lcb_embeddings)
         self.residual = (

@@ -27,6 +27,7 @@ from torch import nn
 
 from ttsctr.layers.embedding import FeatureEmbedding
 from ttsctr.layers.factorization_machine import FactorizationMachine
+from ttsctr.layers.init import ParamInit, Zeros
 from ttsctr.layers.mlp import MLP
 from ttsctr.models.base import CTRModel, ModelConfig
 from ttsctr.models.registry import register_model
@@ -63,6 +64,9 @@ class DeepFM(CTRModel):
             dropout=config.dropout,
             batch_norm=config.batch_norm,
         )
+
+    def weight_init_plan(self) -> dict[str, ParamInit]:
+        return {"bias": Zeros()}
 
     def forward_embedded(self, e: torch.Tensor) -> torch.Tensor:
         factors = e[..., : self.factor_dim]  # (B, F, D)

@@ -4,14 +4,18 @@ AAAI 2023.
 Two MLP streams see differently gated views of ``e = [e_1; ...; e_F]``:
 ``h_s = MLP_s(g_s ⊙ e)`` with ``g_s = 2·sigmoid(GateMLP_s(c_s))`` where ``c_s`` concatenates
 the embeddings of stream s's context fields (``fs1_context`` / ``fs2_context``, by field
-name; empty = all fields — FuxiCTR instead feeds a learned constant vector when a context is
-empty, which makes that gate input-independent). The streams are fused by multi-head
+name) or, when the context is empty, is a learned constant vector of width D (as in FuxiCTR,
+the FinalMLP authors' library), which makes that gate the same for every row. The gate MLPs have
+ReLU hidden layers and no dropout or batch norm. The streams are fused by multi-head
 bilinear fusion: ``logit = b + w_1^T h_1 + w_2^T h_2 + sum_h h_{1,h}^T W_h h_{2,h}``.
 
+``use_fs=False`` drops the gates (``h_s = MLP_s(e)``), which is what the official TTS4CTR
+code runs; the streams then differ only by their initialisation.
+
 Presets: ``default`` — embedding 16, both streams MLP (1024, 512, 256) as in the paper's
-reference code (which has no gates; the gates follow the FinalMLP paper), gate MLPs with
-one hidden layer of 800 (FuxiCTR's tuned FinalMLP configs use 400–1000), 1 fusion head as
-in the reference code; ``small`` — embedding 8, streams (128, 64), gates (64,), 1 head.
+reference code, gates on (as in the FinalMLP paper) with one hidden layer of 800 (FuxiCTR's
+tuned FinalMLP configs use 400–1000), 1 fusion head as in the reference code; ``small`` —
+embedding 8, streams (128, 64), gates (64,), 1 head.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from ttsctr.models.registry import register_model
 class FinalMLPConfig(ModelConfig):
     mlp1_hidden_units: tuple[int, ...] = (1024, 512, 256)
     mlp2_hidden_units: tuple[int, ...] = (1024, 512, 256)
+    use_fs: bool = True
     fs_hidden_units: tuple[int, ...] = (800,)
     fs1_context: tuple[str, ...] = ()
     fs2_context: tuple[str, ...] = ()
@@ -54,20 +59,23 @@ class FinalMLP(CTRModel):
         super().__init__(spec, config)
         flat_dim = self.num_fields * config.embedding_dim
         mlp_options = dict(dropout=config.dropout, batch_norm=config.batch_norm)
-        self.gate1 = FeatureSelectionGate(
-            self.num_fields,
-            config.embedding_dim,
-            self._field_indices(config.fs1_context, "fs1_context"),
-            config.fs_hidden_units,
-            **mlp_options,
-        )
-        self.gate2 = FeatureSelectionGate(
-            self.num_fields,
-            config.embedding_dim,
-            self._field_indices(config.fs2_context, "fs2_context"),
-            config.fs_hidden_units,
-            **mlp_options,
-        )
+        if config.use_fs:
+            self.gate1 = FeatureSelectionGate(
+                self.num_fields,
+                config.embedding_dim,
+                self._field_indices(config.fs1_context, "fs1_context"),
+                config.fs_hidden_units,
+            )
+            self.gate2 = FeatureSelectionGate(
+                self.num_fields,
+                config.embedding_dim,
+                self._field_indices(config.fs2_context, "fs2_context"),
+                config.fs_hidden_units,
+            )
+        else:
+            if config.fs1_context or config.fs2_context:
+                raise ConfigError("finalmlp: fs1_context / fs2_context are set but use_fs is false (no gates)")
+            self.gate1 = self.gate2 = None
         self.mlp1 = MLP(flat_dim, config.mlp1_hidden_units, **mlp_options)
         self.mlp2 = MLP(flat_dim, config.mlp2_hidden_units, **mlp_options)
         heads = config.num_heads
@@ -86,6 +94,10 @@ class FinalMLP(CTRModel):
         return tuple(position[n] for n in names)
 
     def forward_embedded(self, e: torch.Tensor) -> torch.Tensor:
-        h1 = self.mlp1(self.gate1(e))  # (B, F·D) -> (B, h1)
-        h2 = self.mlp2(self.gate2(e))  # (B, F·D) -> (B, h2)
+        if self.gate1 is None:
+            x1 = x2 = e.flatten(1)  # (B, F·D)
+        else:
+            x1, x2 = self.gate1(e), self.gate2(e)  # (B, F·D) each
+        h1 = self.mlp1(x1)  # (B, h1)
+        h2 = self.mlp2(x2)  # (B, h2)
         return self.fusion(h1, h2)  # (B,)

@@ -1,9 +1,14 @@
 """IPNN — Qu et al., "Product-based Neural Networks for User Response Prediction", ICDM 2016.
 
-``logit = MLP([e_1; ...; e_F; p_{1,2}; ...; p_{F-1,F}])`` with ``p_{ij} = <e_i, e_j>``: the
-concatenated embeddings plus all F(F-1)/2 pairwise inner products feed one MLP. As in the
-paper's reference code (and FuxiCTR), the product vector is concatenated as is, without the
-paper's extra learned product-layer projection.
+``logit = MLP([z; p])`` with ``z = [e_1; ...; e_F]`` and ``p = [p_{1,2}; ...; p_{F-1,F}]``,
+``p_{ij} = <e_i, e_j>``: the concatenated embeddings plus all F(F-1)/2 pairwise inner
+products feed one MLP.
+
+This is the paper's model: its product layer ``l_1 = ReLU(l_z + l_p + b_1)`` with
+``l_z = W_z z`` and ``l_p = W_p p`` (every unit a linear function of z and of p) is one
+linear layer on the concatenation, ``W_z z + W_p p = [W_z W_p] [z; p]``, i.e. the MLP's first
+layer. The paper additionally factorises each unit's weights on p as ``θ θ^T`` to save
+compute; like the reference code and FuxiCTR we keep the full W_p.
 
 Presets: ``default`` — embedding 16, MLP (1024, 512, 256); ``small`` — embedding 8,
 MLP (128, 64).

@@ -6,8 +6,11 @@ A stack of Wukong layers on the n = F field embeddings, each
 ``FMB(X) = MLP(LN(flatten(X (X^T Y))))`` gives n_F embeddings (optimised FM with a learned
 rank-k projection Y), ``LCB(X) = W^T X`` gives n_L embeddings (linear recombinations), and
 ``residual`` is the identity or, when the embedding count changes, a linear recombination.
-``logit = MLP(flatten(X_L))``. The FMB's MLP ends in a plain linear layer, so new
-embeddings can be negative (the TTS4CTR reference code also puts a ReLU on that output).
+``logit = MLP(flatten(X_L))``.
+
+``fmb_output_activation``: ``"relu"`` (default, as the TTS4CTR reference code and FuxiCTR)
+puts a ReLU (and dropout) on the FMB MLP's output layer, so the FMB's new embeddings are
+non-negative; ``"none"`` leaves that layer linear.
 
 Presets: ``default`` (the paper's reference code) — embedding 16, 3 layers,
 n_F = n_L = 16, rank 24, FMB MLP (512, 512), final MLP (1024, 512, 256); ``small`` —
@@ -35,6 +38,7 @@ class WukongConfig(ModelConfig):
     lcb_embeddings: int = 16  # n_L
     fmb_rank: int = 24  # k
     fmb_hidden_units: tuple[int, ...] = (512, 512)
+    fmb_output_activation: str = "relu"  # "relu" | "none"
     hidden_units: tuple[int, ...] = (1024, 512, 256)
 
 
@@ -70,6 +74,7 @@ class Wukong(CTRModel):
                 lcb_embeddings=config.lcb_embeddings,
                 fmb_rank=config.fmb_rank,
                 fmb_hidden_units=config.fmb_hidden_units,
+                fmb_output_activation=config.fmb_output_activation,
                 dropout=config.dropout,
                 batch_norm=config.batch_norm,
             )
