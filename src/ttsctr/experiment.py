@@ -9,6 +9,10 @@ Terminology (paper §2.3, Tables 1–3):
   (Eq. 11–12); ``group_size: 1`` is independent training. Members are laid out unit by unit
   (W0, R0, W1, R1, ...), so a heterogeneous group of 2 is one Wukong and one RankMixer.
   Table 3's "Scale of Group M/K" is this group size.
+- A grouped ensemble's **baseline** is an ensemble of the same backbones trained independently
+  (``group_size: 1``). Grouped members are not single models, so significance is measured
+  against the baseline's members (paper §3.3 compares grouped training with independent
+  training); :func:`plan_experiment` adds the baseline to the plans when it is not selected.
 - A **draw block** is the smallest set of whole groups and whole units: ``max(group_size,
   unit_size)`` consecutive members. A scale-K ensemble merges ``K * unit_size`` members made of
   whole blocks; groups are merged weighted by size (Eq. 13).
@@ -49,6 +53,7 @@ class EnsemblePlan:
     draws: int
     merge_rule: str
     groups: tuple[GroupPlan, ...] = field(default=())
+    baseline: str | None = None  # independently trained ensemble of the same backbones (grouped ensembles)
 
     @property
     def unit_size(self) -> int:
@@ -138,6 +143,9 @@ def plan_ensemble(name: str, config: Mapping[str, Any], defaults: Mapping[str, A
                 f"of {group_size} members"
             )
     layout = cfg.get("layout") or ("homogeneous" if unit_size == 1 else "heterogeneous")
+    baseline = cfg.get("baseline")
+    if baseline is not None and (not isinstance(baseline, str) or not _NAME.match(baseline) or baseline == name):
+        raise ConfigError(f"{where}: baseline must name another ensemble of ensemble_catalog, got {baseline!r}")
     flat: list[MemberSpec] = []
     for unit in range(num_units):
         for i, entry in enumerate(entries):
@@ -164,6 +172,7 @@ def plan_ensemble(name: str, config: Mapping[str, Any], defaults: Mapping[str, A
         draws=int(cfg.get("draws", 5)),
         merge_rule=str(cfg.get("merge_rule", "mean_prob")),
         groups=groups,
+        baseline=baseline,
     )
 
 
@@ -176,8 +185,41 @@ def plan_experiment(tts_params: Mapping[str, Any], names: Sequence[str] | str | 
     unknown = [n for n in selected if n not in catalog]
     if unknown:
         raise ConfigError(f"unknown ensembles {unknown}; defined in ensemble_catalog: {sorted(catalog)}")
-    defaults = tts_params.get("defaults") or {}
-    return [plan_ensemble(n, catalog[n], defaults) for n in selected]
+    defaults = {k: v for k, v in (tts_params.get("defaults") or {}).items() if k != "baseline"}
+    plans = {n: plan_ensemble(n, catalog[n], defaults) for n in selected}
+    # A grouped ensemble is tested against its independently trained baseline, so the baseline's
+    # members must be trained and predicted in the same run: add it (before its user) if missing.
+    ordered: list[EnsemblePlan] = []
+    for name in selected:
+        plan = plans[name]
+        if plan.group_size > 1 and plan.baseline is None:
+            raise ConfigError(
+                f"ensemble {name!r}: grouped members (group_size {plan.group_size}) are not single models; name "
+                "the independently trained ensemble of the same backbones they are tested against with "
+                "'baseline: <ensemble>' (e.g. dcnv2_grouped_x8 -> baseline: dcnv2_x8)"
+            )
+        if plan.baseline is not None:
+            if plan.baseline not in catalog:
+                raise ConfigError(
+                    f"ensemble {name!r}: baseline {plan.baseline!r} is not defined in ensemble_catalog: {sorted(catalog)}"
+                )
+            base = plans.get(plan.baseline) or plan_ensemble(plan.baseline, catalog[plan.baseline], defaults)
+            _check_baseline(plan, base)
+            if base.name not in {p.name for p in ordered}:
+                ordered.append(base)
+        if plan.name not in {p.name for p in ordered}:
+            ordered.append(plan)
+    return ordered
+
+
+def _check_baseline(plan: EnsemblePlan, base: EnsemblePlan) -> None:
+    where = f"ensemble {plan.name!r}: baseline {base.name!r}"
+    if base.group_size != 1:
+        raise ConfigError(f"{where} must be trained independently (group_size 1), it has group_size {base.group_size}")
+    if base.backbones != plan.backbones:
+        raise ConfigError(f"{where} has backbones {list(base.backbones)}, the ensemble {list(plan.backbones)}")
+    if base.baseline is not None:
+        raise ConfigError(f"{where} has a baseline of its own; baselines do not chain")
 
 
 def config_hash(payload: Any) -> str:

@@ -89,3 +89,48 @@ def test_registry_plans_follow_configuration_and_environment(tmp_path, monkeypat
     plans = load_plans(project)
     assert [p.name for p in plans] == ["wukong_x16", "rankmixer_x16"]
     assert [len(p.groups) for p in plans] == [16, 16]
+
+
+def test_grouped_ensemble_brings_its_independent_baseline() -> None:
+    params = {
+        "ensembles": ["g"],
+        "ensemble_catalog": {
+            "solo": {"members": [{"backbone": "fnn", "seeds": 4}], "scales": [1, 2, 4]},
+            "g": {"members": [{"backbone": "fnn", "seeds": 4, "first_seed": 10}], "group_size": 2,
+                  "baseline": "solo", "scales": [2, 4]},
+        },
+    }
+    plans = plan_experiment(params)
+    assert [p.name for p in plans] == ["solo", "g"]  # the baseline is trained in the same run, first
+    assert plans[1].baseline == "solo" and plans[0].baseline is None
+    both = plan_experiment(params, ["solo", "g"])
+    assert [p.name for p in both] == ["solo", "g"]
+
+
+@pytest.mark.parametrize(
+    ("baseline_entry", "match"),
+    [
+        ({"members": [{"backbone": "fnn", "seeds": 4}], "group_size": 2, "scales": [2]}, "group_size 1"),
+        ({"members": [{"backbone": "dcn", "seeds": 4}]}, "backbones"),
+    ],
+)
+def test_bad_baselines_are_refused(baseline_entry: dict, match: str) -> None:
+    params = {
+        "ensembles": ["g"],
+        "ensemble_catalog": {
+            "solo": baseline_entry,
+            "g": {"members": [{"backbone": "fnn", "seeds": 4}], "group_size": 2, "baseline": "solo", "scales": [2]},
+        },
+    }
+    with pytest.raises(ConfigError, match=match):
+        plan_experiment(params)
+    params["ensemble_catalog"]["g"]["baseline"] = "missing"
+    with pytest.raises(ConfigError, match="not defined in ensemble_catalog"):
+        plan_experiment(params)
+
+
+def test_grouped_ensemble_without_baseline_is_refused() -> None:
+    params = {"ensembles": ["g"],
+              "ensemble_catalog": {"g": {"members": [{"backbone": "fnn", "seeds": 4}], "group_size": 2, "scales": [2]}}}
+    with pytest.raises(ConfigError, match="baseline: <ensemble>"):
+        plan_experiment(params)

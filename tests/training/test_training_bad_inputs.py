@@ -95,6 +95,13 @@ def test_not_a_group_or_not_a_config(setup) -> None:
         (dict(data_seed=-3), "data_seed"),
         (dict(num_threads=0), "num_threads"),
         (dict(precision="fp16"), "precision"),
+        (dict(data_order="random"), "data_order"),
+        (dict(weight_init="he"), "weight_init"),
+        (dict(lr_decay_factor=1.5), "lr_decay_factor"),
+        (dict(clip_grad_norm=0.0), "clip_grad_norm"),
+        (dict(min_steps_per_epoch=0), "min_steps_per_epoch"),
+        (dict(embedding_regularizer=-1e-3), "embedding_regularizer"),
+        (dict(protocol="fuxi"), "protocol"),
     ],
 )
 def test_bad_train_config(kwargs: dict, match: str) -> None:
@@ -109,6 +116,8 @@ def test_train_config_from_dict() -> None:
         TrainConfig(learning_rate="fast")
     with pytest.raises(ConfigError, match=r"unknown keys \['lr'\]"):
         TrainConfig.from_dict({"lr": 0.1})
+    with pytest.raises(ConfigError, match="protocol must be one of"):
+        TrainConfig.from_dict({"protocol": "paper"})
 
 
 def test_unknown_backbone_or_preset(tiny) -> None:

@@ -26,7 +26,12 @@ from ttsctr.training import (
     train,
 )
 
-FAST = dict(batch_size=256, learning_rate=1e-2, progress=False)
+# The loop mechanics (determinism, resume, early stopping, persistence) on the plain recipe: fixed
+# batch, constant learning rate, no clipping, shared data order, torch's own initialisation.
+# tests/training/test_training_recipe.py covers the reference recipe's parts.
+PLAIN = dict(min_steps_per_epoch=None, lr_decay_factor=None, clip_grad_norm=None, data_order="shared",
+             weight_init="torch_default", embedding_regularizer=0.0)
+FAST = dict(batch_size=256, learning_rate=1e-2, progress=False, **PLAIN)
 TIMING = {"seconds", "rows_per_s"}
 
 
@@ -45,7 +50,7 @@ def _untimed(history: list[dict]) -> list[dict]:
 
 
 def _fnn_group(spec, *seeds: int) -> GroupModel:
-    return build_group(spec, [MemberSpec("fnn", s, "small") for s in seeds])
+    return build_group(spec, [MemberSpec("fnn", s, "small") for s in seeds], weight_init="torch_default")
 
 
 # --------------------------------------------------------------------------- reference
@@ -59,7 +64,11 @@ def test_group_of_one_equals_plain_reference_loop(tiny) -> None:
 
     torch.manual_seed(7)
     model = build_model("fnn", tiny.spec, "small")
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay, fused=True)
+    dense = [p for n, p in model.named_parameters() if not n.startswith("embedding.")]
+    opt = torch.optim.Adam(  # L2 on dense weights; embeddings have their own (0 here)
+        [{"params": dense, "weight_decay": cfg.weight_decay}, {"params": [model.embedding.weight], "weight_decay": 0.0}],
+        lr=cfg.learning_rate, fused=True,
+    )
     x, y = torch.from_numpy(tiny.train[0]), torch.from_numpy(tiny.train[1])
     snaps, aucs = [], []
     from sklearn.metrics import roc_auc_score
@@ -87,6 +96,8 @@ def test_group_of_one_equals_plain_reference_loop(tiny) -> None:
 
 def test_epoch_permutation_is_documented_rng() -> None:
     assert np.array_equal(epoch_permutation(10, 3, 2), np.random.default_rng([3, 2]).permutation(10))
+    assert np.array_equal(epoch_permutation(10, (3, 7), 2), np.random.default_rng([3, 7, 2]).permutation(10))
+    assert np.array_equal(epoch_permutation(10, (3, 7), 2, data_order="file"), np.arange(10))
 
 
 # --------------------------------------------------------------------------- seeds
@@ -169,7 +180,7 @@ def test_resume_after_interrupt_is_bit_identical(tiny, tmp_path) -> None:
 
     # Another trajectory in the same directory is refused, naming the setting.
     with pytest.raises(ConfigError, match="learning_rate"):
-        train(_fnn_group(tiny.spec, 0, 1), tiny.train, tiny.valid, TrainConfig(max_epochs=4, batch_size=256, learning_rate=1e-3, progress=False), checkpoint_dir=ckpt)
+        train(_fnn_group(tiny.spec, 0, 1), tiny.train, tiny.valid, TrainConfig(max_epochs=4, batch_size=256, learning_rate=1e-3, progress=False, **PLAIN), checkpoint_dir=ckpt)
 
 
 def test_resume_after_max_epochs_cut_is_bit_identical(tiny, tmp_path) -> None:
@@ -224,12 +235,12 @@ def test_bf16_training_runs_and_learns(tiny) -> None:
 
 def test_progress_bar_and_thread_setting(tiny, capsys) -> None:
     threads = torch.get_num_threads()
-    cfg = TrainConfig(max_epochs=1, batch_size=256, num_threads=1, progress=True)
+    cfg = TrainConfig(max_epochs=1, batch_size=256, num_threads=1, progress=True, **PLAIN)
     train(_fnn_group(tiny.spec, 0), tiny.train, tiny.valid, cfg)
     err = capsys.readouterr().err
     assert "epoch 1/1" in err and "valid_auc" in err and "row/s" in err
     assert torch.get_num_threads() == threads
-    train(_fnn_group(tiny.spec, 0), tiny.train, tiny.valid, TrainConfig(max_epochs=1, progress=False))
+    train(_fnn_group(tiny.spec, 0), tiny.train, tiny.valid, TrainConfig(max_epochs=1, progress=False, **PLAIN))
     assert capsys.readouterr().err == ""
 
 
@@ -240,6 +251,7 @@ def test_save_and_load_group_round_trip(tiny, tmp_path) -> None:
     members = [MemberSpec("fnn", 0, "small"), MemberSpec("fnn", 1, "small", {"hidden_units": [32, 16]})]
     group = build_group(tiny.spec, members)
     train(group, tiny.train, tiny.valid, TrainConfig(max_epochs=1, **FAST))
+    assert group.precision == "fp32"
     path = save_group(group, members, tiny.spec, tmp_path / "models" / "group.pt")
     assert [p.name for p in path.parent.iterdir()] == ["group.pt"]
 

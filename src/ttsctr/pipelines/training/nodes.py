@@ -47,9 +47,19 @@ def train_group(
     chash = group_config_hash(group, training, model_input_summary["data_version"])
     out = group_dir(paths, dataset, ensemble.name, group.name)
     result_path = out / f"result-{chash}.json"
+    trained_elsewhere = _find_trained(paths, dataset, chash)
     if result_path.exists():
         log.info("%s/%s already trained with config %s; reusing it", ensemble.name, group.name, chash)
         result = json.loads(result_path.read_text())
+        result["reused"] = True
+    elif trained_elsewhere is not None:
+        # Same members, settings and data (the hash covers all three): training is deterministic, so
+        # another ensemble's group (e.g. wukong_x16's seed 3 inside wukong_rankmixer_x16) is this group.
+        log.info("%s/%s: config %s was trained as %s; reusing it", ensemble.name, group.name, chash, trained_elsewhere.parent)
+        result = json.loads(trained_elsewhere.read_text())
+        result.update({"ensemble": ensemble.name, "group": group.name, "group_index": group.index,
+                       "member_indices": list(group.member_indices), "reused_from": str(trained_elsewhere)})
+        atomic_write_json(result_path, result)
         result["reused"] = True
     else:
         result = _train(model_input, dataset, training, group, ensemble, chash, out)
@@ -59,6 +69,15 @@ def train_group(
     return result
 
 
+def _find_trained(paths: dict[str, Any], dataset: str, chash: str) -> Path | None:
+    """A finished group of the same configuration hash in any ensemble of ``dataset``, if any."""
+    for path in sorted((Path(paths["models"]) / dataset).glob(f"*/*/result-{chash}.json")):
+        result = json.loads(path.read_text())
+        if "reused_from" not in result and Path(result["checkpoint"]).exists():
+            return path
+    return None
+
+
 def _train(model_input: Path, dataset: str, training: dict[str, Any], group: GroupPlan, ensemble: EnsemblePlan,
            chash: str, out: Path) -> dict[str, Any]:
     spec = FeatureSpec.load(model_input / "feature_map.json")
@@ -66,12 +85,12 @@ def _train(model_input: Path, dataset: str, training: dict[str, Any], group: Gro
     valid_split = load_split(model_input, "validation")
     test_split = load_split(model_input, "test")
     config = TrainConfig.from_dict(training)
-    model = build_group(spec, group.members)
+    model = build_group(spec, group.members, weight_init=config.weight_init)
     started = time.perf_counter()
     fit = train(model, (train_split.x, train_split.y), (valid_split.x, valid_split.y), config,
                 checkpoint_dir=out / f"checkpoint-{chash}")
     train_seconds = time.perf_counter() - started
-    test_metrics = evaluate(model, test_split.x, test_split.y)
+    test_metrics = evaluate(model, test_split.x, test_split.y)  # in the precision training early-stopped in
     checkpoint = out / f"group-{chash}.pt"
     save_group(model, group.members, spec, checkpoint)
     member_costs = []
@@ -89,6 +108,12 @@ def _train(model_input: Path, dataset: str, training: dict[str, Any], group: Gro
         "config_hash": chash,
         "checkpoint": str(checkpoint),
         "history": fit.history,
+        "protocol": config.protocol,
+        "precision": config.precision,
+        "batch_size": fit.batch_size,
+        "order_key": list(fit.order_key),
+        "epochs_completed": fit.epochs_completed,
+        "stopped_early": fit.stopped_early,
         "best_epoch": fit.best_epoch,
         "valid_auc": fit.best_valid_auc,
         "valid_logloss": fit.best_valid_logloss,
@@ -121,7 +146,9 @@ def _track(result: dict[str, Any], dataset: str, ensemble: EnsemblePlan, group: 
         for i, cost in enumerate(result["member_costs"]):
             final.update({f"member{i}_{k}": float(v) for k, v in cost.items()})
         mlflow.log_metrics({k: float(v) for k, v in final.items() if v is not None})
-        if registry.get("register_members", True):
+        # A jointly trained member was fitted to be averaged with its group (Eq. 11): it is no
+        # single model, so only independently trained members are registered one by one.
+        if registry.get("register_members", True) and len(group.members) == 1:
             _register_members(result, dataset, ensemble, group, model_input)
 
 
@@ -150,3 +177,32 @@ def _single_member_checkpoint(model: Any, members: Any, spec: FeatureSpec, posit
         single = GroupModel([model.members[position]])
         save_group(single, [members[position]], spec, path)
     return path
+
+
+def fit_logistic_reference(model_input_summary: dict[str, Any], reference: dict[str, Any],
+                           paths: dict[str, Any]) -> dict[str, Any]:
+    """Logistic regression on the same encoded splits (see :mod:`ttsctr.baselines.logistic`).
+
+    Reused while the data version and the settings are unchanged.
+    """
+    from ttsctr.baselines import fit_logistic_regression
+    from ttsctr.baselines.logistic import DEFAULT_C_GRID
+
+    dataset = model_input_summary["dataset"]
+    settings = {"c_grid": [float(c) for c in reference.get("c_grid", DEFAULT_C_GRID)],
+                "max_train_rows": reference.get("max_train_rows", 2_000_000)}
+    chash = config_hash({"logistic": settings, "data": model_input_summary["data_version"]})
+    path = Path(paths["models"]) / dataset / "logistic_regression" / f"result-{chash}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    model_input = Path(model_input_summary["model_input_dir"])
+    spec = FeatureSpec.load(model_input / "feature_map.json")
+    splits = {s: load_split(model_input, s) for s in ("train", "validation", "test")}
+    fitted = fit_logistic_regression(*((splits[s].x, splits[s].y) for s in ("train", "validation", "test")),
+                                     spec.num_features, c_grid=settings["c_grid"],
+                                     max_train_rows=settings["max_train_rows"])
+    result = {"dataset": dataset, "data_version": model_input_summary["data_version"], **fitted.to_dict()}
+    log.info("logistic regression on %s: test AUC %.4f (C=%g, %d rows, %.1f s)", dataset, fitted.test_auc,
+             fitted.C, fitted.train_rows, fitted.seconds)
+    atomic_write_json(path, result)
+    return result

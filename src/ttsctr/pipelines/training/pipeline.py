@@ -8,7 +8,15 @@ from ttsctr.pipelines.training import nodes
 
 
 def create_pipeline(plans: Sequence[EnsemblePlan] = (), **kwargs) -> Pipeline:
-    out = []
+    out = [
+        node(
+            nodes.fit_logistic_reference,
+            inputs=["model_input_summary", "params:tts.reference", "params:tts.paths"],
+            outputs="logistic_reference",
+            name="fit_logistic_reference",
+            tags=["training", "reference"],
+        )
+    ]
     for plan in plans:
         for group in plan.groups:
             func = bind(nodes.train_group, group=group, ensemble=plan)

@@ -1,0 +1,116 @@
+"""Checkpoints: the self-describing group file written after training, and atomic writes.
+
+:func:`save_group` writes member specs, the feature spec, the weights and the precision the
+group was trained and evaluated in; :func:`load_group` rebuilds the group from them. The
+per-epoch resume state of :func:`ttsctr.training.train` lives in ``TRAIN_STATE_FILE`` next to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from ttsctr.errors import ConfigError, DataFormatError
+from ttsctr.features import FeatureSpec
+from ttsctr.training.group import GroupModel, MemberSpec, build_group
+
+__all__ = ["save_group", "load_group", "atomic_save", "TRAIN_STATE_FILE", "GROUP_FORMAT", "TRAIN_STATE_FORMAT"]
+
+GROUP_FORMAT = "ttsctr.group/1"
+TRAIN_STATE_FORMAT = "ttsctr.train_state/2"
+TRAIN_STATE_FILE = "train_state.pt"
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def spec_dict(spec: FeatureSpec) -> dict[str, Any]:
+    return {"field_names": list(spec.field_names), "vocab_sizes": [int(v) for v in spec.vocab_sizes]}
+
+
+def spec_from_dict(d: Mapping[str, Any]) -> FeatureSpec:
+    return FeatureSpec(field_names=tuple(d["field_names"]), vocab_sizes=tuple(int(v) for v in d["vocab_sizes"]))
+
+def check_group(group: Any) -> GroupModel:
+    if not isinstance(group, GroupModel):
+        raise ConfigError(
+            f"expected a GroupModel (use build_group(spec, [MemberSpec(...)]), a single model is a group of one); "
+            f"got {type(group).__name__}"
+        )
+    return group
+
+
+def save_group(
+    group: GroupModel,
+    members: Sequence[MemberSpec] | None,
+    spec: FeatureSpec | None,
+    path: str | Path,
+) -> Path:
+    """Write a self-describing checkpoint (member specs, feature spec, weights), atomically.
+
+    ``members`` / ``spec`` may be None to use the ones the group was built with. The group's
+    ``precision`` (what it was trained and evaluated in) is stored, so predictions made after
+    :func:`load_group` use the same arithmetic as early stopping and test evaluation did.
+    """
+    group = check_group(group)
+    members = list(members) if members is not None else list(group.member_specs or [])
+    spec = spec if spec is not None else group.spec
+    if len(members) != group.size:
+        raise ConfigError(f"save_group: the group has {group.size} members but {len(members)} member specs were given")
+    if spec.num_fields != group.spec.num_fields or spec.num_features != group.spec.num_features:
+        raise ConfigError("save_group: the feature spec given does not match the one the group was built with")
+    payload = {
+        "format": GROUP_FORMAT,
+        "members": [m.to_dict() for m in members],
+        "spec": spec_dict(spec),
+        "precision": group.precision,
+        "state_dict": group.state_dict(),
+        "torch_version": str(torch.__version__),
+    }
+    path = Path(path)
+    atomic_save(payload, path)
+    return path
+
+
+def load_group(path: str | Path) -> tuple[GroupModel, list[MemberSpec], FeatureSpec]:
+    """Read what :func:`save_group` wrote: the group (eval mode), its member specs and feature spec."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise DataFormatError(path, found=f"an unreadable file ({exc})", expected="a ttsctr group checkpoint") from exc
+    if not isinstance(payload, dict) or payload.get("format") != GROUP_FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise DataFormatError(path, found=f"format {found!r}", expected=f"a {GROUP_FORMAT} checkpoint written by save_group")
+    members = [MemberSpec.from_dict(m) for m in payload["members"]]
+    spec = spec_from_dict(payload["spec"])
+    group = build_group(spec, members, weight_init="torch_default")  # weights come from the file
+    try:
+        group.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise DataFormatError(
+            path, found=f"weights that do not fit the stored member specs ({exc})", expected="a consistent checkpoint"
+        ) from exc
+    group.precision = str(payload.get("precision", "fp32"))
+    group.eval()
+    return group, members, spec
