@@ -3,7 +3,8 @@
 * :func:`separation` (Eq. 14) and :func:`sharpness` (Eq. 15) describe the class-conditional
   distributions of one (merged) prediction.
 * :func:`js_divergence`, :func:`pairwise_js`, :func:`mean_pairwise_js`: Jensen–Shannon
-  diversity between members' Bernoulli predictive distributions.
+  diversity between members' Bernoulli predictive distributions (defined in
+  :mod:`ttsctr.merging.diversity`, re-exported here).
 * :func:`select_members` / :func:`selection_table`: which ``k`` members to merge under a
   budget: ``greedy``, ``top_auc``, ``diversity_js``, ``random`` (and ``exhaustive`` for small
   pools). Members are chosen on a *selection* split and scored on a separate *evaluation*
@@ -34,6 +35,9 @@ from ttsctr.merging import (
     _check_seed,
     draw_members,
 )
+# The JS functions live with the other diversity measures in ttsctr.merging.diversity (the
+# scaling tables report them); re-exported here, where they were first defined.
+from ttsctr.merging.diversity import _mean_offdiag, js_divergence, mean_pairwise_js, pairwise_js
 from ttsctr.metrics import log_loss, roc_auc
 
 __all__ = [
@@ -88,78 +92,6 @@ def sharpness(probs: Any, labels: Any) -> float:
 # --------------------------------------------------------------------------------------------
 # Jensen–Shannon diversity
 # --------------------------------------------------------------------------------------------
-
-
-def _bernoulli_entropy(x: np.ndarray) -> np.ndarray:
-    """``H(Bern(x))`` in nats, with ``0 log 0 = 0``."""
-    x = np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where(x > 0, x * np.log(x), 0.0)
-        b = np.where(x < 1, (1 - x) * np.log1p(-x), 0.0)
-    return -(a + b)
-
-
-def _check_probs_1d(name: str, p: Any) -> np.ndarray:
-    a = np.asarray(p, dtype=np.float64).ravel()
-    if not (np.all(a >= 0) and np.all(a <= 1)):
-        raise ConfigError(f"{name}: values must be probabilities in [0, 1]")
-    return a
-
-
-def js_divergence(p: Any, q: Any) -> float:
-    """Mean over rows of the Jensen–Shannon divergence between ``Bern(p_i)`` and ``Bern(q_i)``.
-
-    ``JS(P, Q) = KL(P || A)/2 + KL(Q || A)/2`` with ``A = (P + Q)/2``, natural log (nats), so
-    each row lies in ``[0, ln 2]``. Computed as ``H(A) - (H(P) + H(Q))/2``; symmetric, exactly 0
-    for identical predictions (tiny negative rounding is clipped to 0).
-    """
-    a = _check_probs_1d("js_divergence p", p)
-    b = _check_probs_1d("js_divergence q", q)
-    if a.size != b.size:
-        raise ConfigError(f"js_divergence: {a.size} vs {b.size} predictions")
-    if a.size == 0:
-        raise ConfigError("js_divergence: empty predictions")
-    js = _bernoulli_entropy(0.5 * (a + b)) - 0.5 * (_bernoulli_entropy(a) + _bernoulli_entropy(b))
-    return max(0.0, float(np.mean(js)))
-
-
-def pairwise_js(probs: Any, *, max_rows: int | None = None, seed: int = 0) -> np.ndarray:
-    """``(M, M)`` symmetric matrix of :func:`js_divergence` between members (columns of
-    ``probs``), zero diagonal. Cost O(M^2 N); ``max_rows`` estimates it on a seeded random
-    subset of rows."""
-    P = np.asarray(probs, dtype=np.float64)
-    if P.ndim != 2 or P.shape[0] == 0:
-        raise ConfigError(f"pairwise_js: expected an (N, M) array of probabilities, got shape {P.shape}")
-    if not (np.all(P >= 0) and np.all(P <= 1)):
-        raise ConfigError("pairwise_js: values must be probabilities in [0, 1]")
-    if max_rows is not None and P.shape[0] > max_rows:
-        rows = np.random.default_rng(_check_seed(seed)).choice(P.shape[0], size=int(max_rows), replace=False)
-        P = P[np.sort(rows)]
-    cols = np.ascontiguousarray(P.T)  # (M, N)
-    m = cols.shape[0]
-    h = np.array([_bernoulli_entropy(c).mean() for c in cols])
-    out = np.zeros((m, m), dtype=np.float64)
-    for i in range(m):
-        for j in range(i + 1, m):
-            v = _bernoulli_entropy(0.5 * (cols[i] + cols[j])).mean() - 0.5 * (h[i] + h[j])
-            out[i, j] = out[j, i] = max(0.0, float(v))
-    return out
-
-
-def mean_pairwise_js(probs: Any, **kwargs: Any) -> float:
-    """Mean JS divergence over the ``M (M - 1) / 2`` member pairs; NaN for a single member."""
-    mat = pairwise_js(probs, **kwargs)
-    m = mat.shape[0]
-    if m < 2:
-        return float("nan")
-    return float(mat[np.triu_indices(m, 1)].mean())
-
-
-def _mean_offdiag(mat: np.ndarray, idx: np.ndarray) -> float:
-    if idx.size < 2:
-        return float("nan")
-    sub = mat[np.ix_(idx, idx)]
-    return float(sub[np.triu_indices(idx.size, 1)].mean())
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,8 +294,9 @@ def scale_statistics(
     """One row per (scale, draw): ``scale, draw, n_members, auc, separation, sharpness,
     js_diversity`` of the merged prediction of that draw.
 
-    Draws are exactly those of :func:`~ttsctr.merging.scaling_table` with the same ``seed``
-    (whole groups, disjoint where possible). ``js_diversity`` is the mean pairwise JS
+    Draws are those of :func:`~ttsctr.merging.draw_members` with the same ``seed`` (whole
+    groups, disjoint where possible; repeats are kept here, whereas
+    :func:`~ttsctr.merging.scaling_table` keeps distinct draws and uses every unit at 1×). ``js_diversity`` is the mean pairwise JS
     divergence between the draw's members (NaN for one member), from one pool-wide
     :func:`pairwise_js` matrix.
     """

@@ -2,8 +2,10 @@
 
 The model carries the dataset's feature map and vocabulary, so it encodes raw rows exactly as
 training did (unseen categorical values and rare values map to their field's OOV id), runs every
-member, merges within each training group by the mean of probabilities (Eq. 11) and across
-groups weighted by group size (Eq. 13), and returns one probability per row.
+member, merges with the ensemble's configured rule (:data:`ttsctr.merging.MERGE_RULES`:
+``mean_prob``, the mean of probabilities of Eq. 10/11, or ``mean_logit``) within each training
+group and across groups weighted by group size (Eq. 13) — the same merge as the scaling tables —
+and returns one probability per row.
 
 Serve it with ``mlflow models serve -m models:/ttsctr-<dataset>-<ensemble>/<version> --env-manager local``
 (with the venv's ``bin`` on ``PATH``: MLflow starts ``uvicorn`` by name).
@@ -41,12 +43,21 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from ttsctr.errors import TTSCTRError
+from ttsctr.merging.rules import get_rule
 
 MODEL_INPUT_FILES = ("feature_map.json", "vocabulary.parquet")
 
 
 class MergedEnsembleModel(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper: raw DataFrame -> DataFrame with column ``probability``."""
+    """pyfunc wrapper: raw DataFrame -> DataFrame with column ``probability``.
+
+    ``merge_rule`` is pickled with the model; versions logged before it existed merged by the
+    mean of probabilities and keep doing so.
+    """
+
+    def __init__(self, merge_rule: str = "mean_prob") -> None:
+        super().__init__()
+        self.merge_rule = get_rule(merge_rule).name
 
     def load_context(self, context: Any) -> None:
         from ttsctr.data.preprocess import FeatureEncoder
@@ -70,7 +81,8 @@ class MergedEnsembleModel(mlflow.pyfunc.PythonModel):
         except (ValueError, TypeError, ArithmeticError, pa.ArrowException) as exc:
             # any other failure to encode comes from the request's values, not from the model
             raise _bad_request(f"the raw rows could not be encoded: {type(exc).__name__}: {exc}") from exc
-        return pd.DataFrame({"probability": predict_merged(self.groups, self.group_weights, x)})
+        rule = getattr(self, "merge_rule", "mean_prob")
+        return pd.DataFrame({"probability": predict_merged(self.groups, self.group_weights, x, rule=rule)})
 
     def _explain(self, exc: TTSCTRError) -> str:
         field = getattr(exc, "field", None)
@@ -116,14 +128,23 @@ def _as_frame(model_input: Any) -> pd.DataFrame:
 
 
 @torch.no_grad()
-def predict_merged(groups: Sequence[torch.nn.Module], weights: np.ndarray, x: np.ndarray, batch_size: int = 65536) -> np.ndarray:
-    """Eq. 13 over groups of Eq. 11 merged probabilities."""
+def predict_merged(groups: Sequence[torch.nn.Module], weights: np.ndarray, x: np.ndarray, batch_size: int = 65536,
+                   rule: str = "mean_prob") -> np.ndarray:
+    """Eq. 13 over groups of Eq. 11 merged predictions, in the space of ``rule``.
+
+    Each group's member logits ``(N, M_i)`` are mapped to the rule's space (probabilities for
+    ``mean_prob``, logits for ``mean_logit``) in float64, averaged within the group, combined
+    across groups with ``weights`` (group size / total) and mapped back to a probability —
+    :class:`ttsctr.merging.MergeRule` applied as :func:`ttsctr.merging.merge_pool` does.
+    """
+    r = get_rule(rule)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.int32))
-    out = np.zeros(len(x), dtype=np.float64)
+    acc = np.zeros(len(x), dtype=np.float64)
     for group, weight in zip(groups, weights):
-        parts = [group.merged_probability(xt[i : i + batch_size]).double().numpy() for i in range(0, len(xt), batch_size)]
-        out += weight * (np.concatenate(parts) if parts else np.zeros(0))
-    return out
+        for i in range(0, len(xt), batch_size):
+            logits = group(xt[i : i + batch_size]).double().numpy()  # (B, M_i) member logits
+            acc[i : i + batch_size] += weight * r.to_space(logits).mean(axis=1)
+    return np.asarray(r.to_prob(acc), dtype=np.float64)
 
 
 def build_artifacts(model_input_dir: str | Path, group_checkpoints: Sequence[str | Path], workdir: str | Path) -> dict[str, str]:
@@ -146,14 +167,20 @@ def log_ensemble_model(
     group_checkpoints: Sequence[str | Path],
     registered_model_name: str | None,
     tags: dict[str, str] | None = None,
+    merge_rule: str = "mean_prob",
 ) -> Any:
-    """Log (and optionally register) a merged ensemble in the active MLflow run; returns ModelInfo."""
+    """Log (and optionally register) a merged ensemble in the active MLflow run; returns ModelInfo.
+
+    ``merge_rule`` is the ensemble's configured rule (``mean_prob`` or ``mean_logit``); an
+    unknown rule is a :class:`~ttsctr.errors.ConfigError` before anything is logged.
+    """
     from ttsctr.tracking import pip_requirements
 
+    python_model = MergedEnsembleModel(merge_rule)
     with tempfile.TemporaryDirectory() as tmp, _quiet_mlflow_logging():
         info = mlflow.pyfunc.log_model(
             name=name,
-            python_model=MergedEnsembleModel(),
+            python_model=python_model,
             artifacts=build_artifacts(model_input_dir, group_checkpoints, tmp),
             registered_model_name=registered_model_name,
             pip_requirements=pip_requirements(),

@@ -1,7 +1,8 @@
 """`kedro run` end to end on a tiny configuration: tables, predictions, MLflow registry, serving.
 
-One real run (module fixture) on 20k synthetic rows: a homogeneous DCNv2 ensemble of 4 seeds and
-a heterogeneous Wukong+RankMixer ensemble of 2 seeds each. Everything it claims is checked on
+One real run (module fixture) on 20k synthetic rows: a homogeneous DCNv2 ensemble of 4 seeds, a
+heterogeneous Wukong+RankMixer ensemble of 2 seeds each, and a grouped DCNv2 ensemble (2 groups of
+2 jointly trained members) tested against the independently trained DCNv2s. Everything it claims is checked on
 what it wrote: the scaling tables, the materialised predictions, the MLflow registry, and the
 registered pyfunc ensemble applied to raw rows.
 """
@@ -32,11 +33,13 @@ pytestmark = pytest.mark.slow
 TINY = {
     "datasets": {"synthetic": {"generate": {"n_rows": 20000}}},
     "tts": {
-        "ensembles": ["dcnv2_x4", "wr_x2"],
-        "defaults": {"draws": 2},
+        "ensembles": ["dcnv2_x4", "wr_x2", "dcnv2_g2"],
+        "defaults": {"draws": 2, "preset": "small"},
         "training": {"max_epochs": 2, "num_threads": 1, "batch_size": 1024, "learning_rate": 0.003},
         "ensemble_catalog": {
             "dcnv2_x4": {"members": [{"backbone": "dcnv2", "seeds": 4}], "scales": [1, 2, 4]},
+            "dcnv2_g2": {"members": [{"backbone": "dcnv2", "seeds": 4, "first_seed": 10}], "group_size": 2,
+                         "baseline": "dcnv2_x4", "scales": [2, 4]},
             "wr_x2": {"members": [{"backbone": "wukong", "seeds": 2}, {"backbone": "rankmixer", "seeds": 2}], "scales": [1, 2]},
         },
     },
@@ -65,7 +68,11 @@ def test_scaling_tables_have_a_row_per_scale(tts_run) -> None:
     assert list(dcn.columns) == list(SCALING_COLUMNS)
     assert dcn["scale"].tolist() == [1, 2, 4] and dcn["n_members"].tolist() == [1, 2, 4]
     assert wr["scale"].tolist() == [1, 2] and wr["n_members"].tolist() == [2, 4]
-    assert np.isnan(dcn["p_value"].iloc[0]) and not dcn["significant"].iloc[0]
+    assert np.isnan(dcn["p_ttest"].iloc[0]) and np.isnan(dcn["p_delong"].iloc[0]) and not dcn["significant"].iloc[0]
+    # distinct draws: 4 members give 2 disjoint pairs and one 4x ensemble, whose t-test is undefined
+    assert dcn["n_draws"].tolist() == [4, 2, 1] and np.isnan(dcn["p_ttest"].iloc[-1])
+    assert np.isfinite(dcn["p_delong"].iloc[1:]).all()
+    assert ((dcn["pairwise_r"] > -1) & (dcn["pairwise_r"] < 1)).all()
     assert (dcn["auc_mean"] > 0.55).all(), dcn  # 16k training rows, 2 epochs: clearly above chance
     for folder in ("dcnv2_x4", "wr_x2"):
         out = project / "data" / "08_reporting" / DATASET / folder
@@ -73,6 +80,7 @@ def test_scaling_tables_have_a_row_per_scale(tts_run) -> None:
         assert "| Backbone |" in (out / "scaling.md").read_text() or "| 1× |" in (out / "scaling.md").read_text()
     # the tables are printed by `kedro run`
     assert "Table 1: homogeneous" in proc.stdout and "Table 2: heterogeneous" in proc.stdout
+    assert "Logistic regression" in proc.stdout and "Bayes-optimal" in proc.stdout
     metrics = json.loads((project / "data" / "08_reporting" / DATASET / "metrics.json").read_text())
     assert metrics["dcnv2_x4"]["auc_4x"] == pytest.approx(dcn["auc_mean"].iloc[-1])
     assert 0.7 < metrics["bayes_optimal_auc"] < 0.95
@@ -102,7 +110,22 @@ def test_predictions_are_materialised_and_merging_helps(tts_run) -> None:
     # scale 4 = all four members (the table merges float32 logits, the check float32 probabilities)
     assert table["auc_mean"].iloc[-1] == pytest.approx(merged_auc, abs=1e-5)
     assert merged_auc >= np.mean(member_aucs)
-    assert table["auc_mean"].iloc[0] == pytest.approx(np.mean(member_aucs[:2]), abs=0.02)
+    assert table["auc_mean"].iloc[0] == pytest.approx(np.mean(member_aucs), abs=1e-5)  # 1x: every member
+
+
+def test_grouped_ensemble_trains_jointly_and_is_tested_against_single_members(tts_run) -> None:
+    """group_size 2: two groups of two members trained on their averaged prediction (Eq. 11), each
+    group's checkpoint holds both members, and the table's 1x reference is the independently
+    trained dcnv2_x4 members, not a 2-member group."""
+    project, _ = tts_run
+    grouped, solo = _read_table(project, "dcnv2_g2"), _read_table(project, "dcnv2_x4")
+    assert grouped["scale"].tolist() == [2, 4] and grouped["n_draws"].tolist() == [2, 1]
+    assert (grouped["n_1x"] == 4).all() and grouped["auc_1x"].iloc[0] == pytest.approx(solo["auc_mean"].iloc[0])
+    assert np.isfinite(grouped["p_delong"]).all()
+    trained = json.loads((project / "data" / "06_models" / DATASET / "dcnv2_g2" / "group_01" / "trained_group.json").read_text())
+    assert [m["seed"] for m in trained["members"]] == [12, 13] and trained["order_key"] == [0, 12, 13]
+    schema = pq.read_schema(project / "data" / "07_model_output" / DATASET / "dcnv2_g2" / "group_01" / "test.parquet")
+    assert [n for n in schema.names if n.endswith("_logit")] == ["m002_dcnv2_s12_logit", "m003_dcnv2_s13_logit"]
 
 
 def test_members_and_ensembles_are_registered(tts_run) -> None:
@@ -120,7 +143,7 @@ def test_members_and_ensembles_are_registered(tts_run) -> None:
     # one parent run per `kedro run`, one nested run per trained group with metrics
     runs = client.search_runs([client.get_experiment_by_name("ttsctr").experiment_id])
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(children) == 4 + 4
+    assert len(children) == 4 + 4 + 2  # one per trained group
     assert all("test_auc" in r.data.metrics and "member0_flops_per_row" in r.data.metrics for r in children)
 
 

@@ -11,53 +11,95 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow.parquet as pq
+import pandas as pd
 
 from ttsctr.data.io import atomic_file
+from ttsctr.errors import ConfigError
 from ttsctr.experiment import EnsemblePlan
 from ttsctr.merging import MemberPool, scaling_table
-from ttsctr.reporting import scaling_markdown, scaling_plot
+from ttsctr.reporting import ensemble_markdown, logistic_numbers, scaling_plot
 
 log = logging.getLogger(__name__)
 
+DIVERSITY_SPLIT = "validation"  # diversity is a property of the members, measured off the test rows
+
 
 def load_member_pool(manifests: list[dict[str, Any]], split: str, ensemble: EnsemblePlan) -> MemberPool:
-    """All members' logits on ``split`` in member order, with their training group and backbone."""
-    logits, names, groups, families, labels = [], [], [], [], None
+    """All members' logits on ``split`` in member order, with their training group and backbone.
+
+    Reads the ``<member>_logit`` columns of each group's ``files[split]`` parquet file; every
+    group must hold the same rows (``row_index``) with the same labels.
+    """
+    logits, names, groups, families = [], [], [], []
+    labels = rows = None
     for manifest in sorted(manifests, key=lambda m: m["member_indices"][0]):
-        table = pq.read_table(manifest["files"][split])
-        y = table.column("label").to_numpy()
+        path = manifest["files"][split]
+        table = pq.read_table(path, columns=["row_index", "label", *(f"{n}_logit" for n in manifest["members"])])
+        y, idx = table.column("label").to_numpy(), table.column("row_index").to_numpy()
         if labels is None:
-            labels = y
-        elif not np.array_equal(labels, y):
-            raise ValueError(f"{manifest['files'][split]}: labels differ from the other groups' ({split} split changed?)")
+            labels, rows = y, idx
+        elif not (np.array_equal(rows, idx) and np.array_equal(labels, y)):
+            raise ConfigError(f"{path}: rows or labels differ from the other groups' ({split} split changed?)")
         group = next(g for g in ensemble.groups if g.name == manifest["group"])
         for name, index in zip(manifest["members"], manifest["member_indices"]):
             logits.append(table.column(f"{name}_logit").to_numpy())
             names.append(name)
             groups.append(group.index)
             families.append(ensemble.members[index].backbone)
+    if labels is None:
+        raise ConfigError(f"{ensemble.name}: no group predictions to merge")
     return MemberPool(
         logits=np.stack(logits, axis=1),
-        labels=labels.astype(np.float64),
+        labels=labels.astype(np.int64),
         group_of_member=np.asarray(groups),
         family_of_member=np.asarray(families),
         member_names=tuple(names),
     )
 
 
+def _check_baseline(ensemble: EnsemblePlan, baseline: EnsemblePlan) -> None:
+    if baseline.group_size != 1 or tuple(baseline.backbones) != tuple(ensemble.backbones):
+        raise ConfigError(
+            f"{ensemble.name}: baseline {baseline.name!r} must train the same backbones {list(ensemble.backbones)} "
+            f"independently (group_size 1); it has {list(baseline.backbones)} with group_size {baseline.group_size}"
+        )
+
+
 def merge_ensemble(model_input_summary: dict[str, Any], merging: dict[str, Any], paths: dict[str, Any],
-                   *manifests: dict[str, Any], ensemble: EnsemblePlan) -> pd.DataFrame:
-    pool = load_member_pool(list(manifests), merging.get("split", "test"), ensemble)
+                   logistic_reference: dict[str, Any] | None, *manifests: dict[str, Any],
+                   ensemble: EnsemblePlan, baseline: EnsemblePlan | None = None) -> pd.DataFrame:
+    """The ensemble's scaling table (:func:`ttsctr.merging.scaling_table`) on ``merging.split``.
+
+    ``manifests``: the ensemble's group prediction manifests, then (when ``baseline`` is given)
+    the baseline ensemble's, whose independently trained members are the 1× reference of a
+    grouped ensemble. Diversity is measured on the validation split. Writes ``scaling.md`` and
+    ``scaling.png`` beside the catalog's ``scaling.csv``.
+    """
+    dataset = model_input_summary["dataset"]
+    split = merging.get("split", "test")
+    own, ref = list(manifests[: len(ensemble.groups)]), list(manifests[len(ensemble.groups):])
+    pool = load_member_pool(own, split, ensemble)
+    valid = pool if split == DIVERSITY_SPLIT else load_member_pool(own, DIVERSITY_SPLIT, ensemble)
+    reference = None
+    if baseline is not None:
+        _check_baseline(ensemble, baseline)
+        reference = load_member_pool(ref, split, baseline)
     table = scaling_table(pool, scales=ensemble.scales, draws=ensemble.draws, seed=int(merging.get("seed", 0)),
-                          rule=ensemble.merge_rule, alpha=float(merging.get("alpha", 0.05)))
-    out = Path(paths["reporting"]) / model_input_summary["dataset"] / ensemble.name
+                          rule=ensemble.merge_rule, alpha=float(merging.get("alpha", 0.05)),
+                          reference=reference, diversity_pool=valid, name=ensemble.name)
+    out = Path(paths["reporting"]) / dataset / ensemble.name
     out.mkdir(parents=True, exist_ok=True)
-    markdown = scaling_markdown({ensemble.label: table}, layout=ensemble.layout, dataset=model_input_summary["dataset"])
+    markdown = ensemble_markdown(
+        table, ensemble.label, layout=ensemble.layout, dataset=dataset,
+        bayes_auc=model_input_summary.get("bayes_optimal_auc"), logistic=logistic_reference, split=split,
+        alpha=float(merging.get("alpha", 0.05)), reference=baseline.name if baseline is not None else None,
+        diversity_split=DIVERSITY_SPLIT,
+    )
     with atomic_file(out / "scaling.md") as tmp:
         tmp.write_text(markdown, encoding="utf-8")
-    scaling_plot(table, out / "scaling.png", title=f"{ensemble.name} on {model_input_summary['dataset']}",
-                 bayes_auc=model_input_summary.get("bayes_optimal_auc"))
-    log.info("scaling of %s on %s:\n%s", ensemble.name, model_input_summary["dataset"], markdown)
+    lr = logistic_numbers(logistic_reference, split)
+    scaling_plot(table, out / "scaling.png", title=f"{ensemble.name} on {dataset}",
+                 bayes_auc=model_input_summary.get("bayes_optimal_auc"), lr_auc=lr[0] if lr else None)
+    log.info("scaling of %s on %s:\n%s", ensemble.name, dataset, markdown)
     return table

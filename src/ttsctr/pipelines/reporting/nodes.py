@@ -1,14 +1,17 @@
 """Register each merged ensemble at every scale and write the paper-layout tables.
 
 Every scale K of an ensemble becomes one version of the MLflow pyfunc model
-``ttsctr-<dataset>-<ensemble>`` holding the first K units' groups (whole training groups), so
+``ttsctr-<dataset>-<ensemble>`` holding the **first K units' groups** (whole training groups,
+:func:`groups_at_scale`), merged with the ensemble's configured rule (``merge_rule``:
+``mean_prob``, Eq. 10, or ``mean_logit``) exactly as the merging pipeline merges them, so
 ``mlflow.pyfunc.load_model("models:/ttsctr-<dataset>-<ensemble>/<version>")`` turns raw rows into
-the merged probabilities that the pipeline measured.
+the merged probabilities of that ensemble.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ import pandas as pd
 from ttsctr import tracking
 from ttsctr.data.io import atomic_file
 from ttsctr.experiment import EnsemblePlan
-from ttsctr.reporting import grouping_markdown, metrics_json, scaling_markdown
+from ttsctr.reporting import experiment_markdown, logistic_numbers, metrics_json
 from ttsctr.serving import log_ensemble_model
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,14 @@ def groups_at_scale(ensemble: EnsemblePlan, scale: int, trained: list[dict[str, 
 
 def register_ensemble(model_input_summary: dict[str, Any], paths: dict[str, Any], registry: dict[str, Any],
                       table: pd.DataFrame, *trained: dict[str, Any], ensemble: EnsemblePlan) -> dict[str, Any]:
+    """Log the scaling table and register the ensemble at every scale.
+
+    Version for scale K = the first K units' whole training groups (:func:`groups_at_scale`),
+    merged with ``ensemble.merge_rule`` inside groups (Eq. 11) and size-weighted across groups
+    (Eq. 13). It is one particular K× ensemble — the table's AUC at K is the mean over its
+    distinct draws, which equals this version's only at the top scale (the whole pool). The
+    rule is a version tag, so a version registered under another rule is not reused.
+    """
     dataset = model_input_summary["dataset"]
     report: dict[str, Any] = {"ensemble": ensemble.name, "dataset": dataset, "registered": []}
     if not tracking.tracking_active():
@@ -50,21 +61,24 @@ def register_ensemble(model_input_summary: dict[str, Any], paths: dict[str, Any]
         if (folder / name).exists():
             mlflow.log_artifact(str(folder / name), artifact_path=f"scaling/{ensemble.name}")
     for row in table.itertuples():
-        mlflow.log_metrics({f"{ensemble.name}.auc_{row.scale}x": float(row.auc_mean),
-                            f"{ensemble.name}.logloss_{row.scale}x": float(row.logloss_mean)})
+        values = {f"{ensemble.name}.auc_{row.scale}x": row.auc_mean,
+                  f"{ensemble.name}.logloss_{row.scale}x": row.logloss_mean,
+                  f"{ensemble.name}.p_delong_{row.scale}x": getattr(row, "p_delong", float("nan"))}
+        mlflow.log_metrics({k: float(v) for k, v in values.items() if math.isfinite(float(v))})
     if not registry.get("register_ensembles", True):
         return report
     model_name = tracking.ensemble_model_name(dataset, ensemble.name)
     for scale in ensemble.scales:
         groups = groups_at_scale(ensemble, scale, list(trained))
         tags = {"scale": str(scale), "ensemble": ensemble.name, "dataset": dataset,
+                "merge_rule": ensemble.merge_rule,
                 "config_hashes": ",".join(g["config_hash"] for g in groups),
                 "data_version": model_input_summary["data_version"]}
         existing = tracking.find_model_version(model_name, tags)
         if existing is None:
             info = log_ensemble_model(name=f"{ensemble.name}_x{scale}", model_input_dir=model_input_summary["model_input_dir"],
                                       group_checkpoints=[g["checkpoint"] for g in groups],
-                                      registered_model_name=model_name, tags=tags)
+                                      registered_model_name=model_name, tags=tags, merge_rule=ensemble.merge_rule)
             version = str(info.registered_model_version)
         else:
             version = str(existing.version)
@@ -73,33 +87,47 @@ def register_ensemble(model_input_summary: dict[str, Any], paths: dict[str, Any]
     return report
 
 
-def summarise_experiment(model_input_summary: dict[str, Any], paths: dict[str, Any], *inputs: Any,
+def _display_name(e: EnsemblePlan) -> str:
+    return e.label if e.group_size == 1 else f"{e.label} (g={e.group_size})"
+
+
+def summarise_experiment(model_input_summary: dict[str, Any], paths: dict[str, Any], merging: dict[str, Any],
+                         logistic_reference: dict[str, Any] | None, *inputs: Any,
                          ensembles: tuple[EnsemblePlan, ...]) -> dict[str, Any]:
-    """Tables 1–3 in the paper's layout, printed and written; the DVC metrics as the output."""
+    """Tables 1–3 in the paper's layout with significance and diversity, printed and written to
+    ``scaling_tables.md``; the DVC metrics (``metrics.json``) as the output.
+
+    ``inputs``: one scaling table per ensemble, then one registration report per ensemble.
+    The logistic-regression reference is reported on the split the tables were measured on
+    (``merging.split``).
+    """
     dataset = model_input_summary["dataset"]
-    tables = dict(zip((e.name for e in ensembles), inputs[: len(ensembles)]))
+    split = merging.get("split", "test")
+    names = [_display_name(e) for e in ensembles]
+    if len(set(names)) != len(names):  # two ensembles of the same backbones: keep them apart
+        names = [f"{n} [{e.name}]" for n, e in zip(names, ensembles)]
+    tables = dict(zip(names, inputs[: len(ensembles)]))
     reports = inputs[len(ensembles):]
-    parts = [f"# Test-time scaling on {dataset}\n"]
-    if model_input_summary.get("bayes_optimal_auc") is not None:
-        parts.append(f"Bayes-optimal test AUC (planted model): {model_input_summary['bayes_optimal_auc']:.4f}\n")
-    for layout, title in (("homogeneous", "Table 1: homogeneous"), ("heterogeneous", "Table 2: heterogeneous")):
-        chosen = {e.label if e.group_size == 1 else f"{e.label} (g={e.group_size})": tables[e.name]
-                  for e in ensembles if e.layout == layout}
-        if chosen:
-            parts.append(f"## {title}\n\n" + scaling_markdown(chosen, layout=layout, dataset=dataset))
-    grouping = {e.name: {s: e.group_size for s in e.scales} for e in ensembles}
-    parts.append("## Table 3: group size M/K per scale\n\n" + grouping_markdown({dataset: grouping}))
-    registered = [r for rep in reports for r in rep.get("registered", [])]
-    if registered:
-        parts.append("## Registered ensembles\n\n" + "\n".join(f"- {r['uri']} (scale {r['scale']}×)" for r in registered) + "\n")
-    text = "\n".join(parts)
+    text = experiment_markdown(
+        dataset, tables, {n: e.layout for n, e in zip(names, ensembles)},
+        bayes_auc=model_input_summary.get("bayes_optimal_auc"), logistic=logistic_reference, split=split,
+        alpha=float(merging.get("alpha", 0.05)),
+        references={n: getattr(e, "baseline", None) for n, e in zip(names, ensembles)},
+        grouping={e.name: {s: e.group_size for s in e.scales} for e in ensembles},
+        registered=[r for rep in reports for r in rep.get("registered", [])],
+        diversity_split="validation",
+    )
     out = Path(paths["reporting"]) / dataset / "scaling_tables.md"
     with atomic_file(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
     print(text, flush=True)
     if tracking.tracking_active():
         mlflow.log_artifact(str(out), artifact_path="scaling")
-    metrics = {"dataset": dataset, **metrics_json(tables)}
+    per_ensemble = metrics_json(dict(zip((e.name for e in ensembles), inputs[: len(ensembles)])))
+    metrics: dict[str, Any] = {"dataset": dataset, **per_ensemble}
     if model_input_summary.get("bayes_optimal_auc") is not None:
         metrics["bayes_optimal_auc"] = model_input_summary["bayes_optimal_auc"]
+    lr = logistic_numbers(logistic_reference, split)
+    if lr is not None:
+        metrics["lr_auc"], metrics["lr_logloss"] = (v if math.isfinite(v) else None for v in lr)
     return metrics

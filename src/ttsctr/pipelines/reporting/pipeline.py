@@ -27,7 +27,7 @@ def create_pipeline(plans: Sequence[EnsemblePlan] = (), **kwargs) -> Pipeline:
         out.append(
             node(
                 func,
-                inputs=["model_input_summary", "params:tts.paths",
+                inputs=["model_input_summary", "params:tts.paths", "params:tts.merging", "logistic_reference",
                         *[f"{p.name}.scaling_table" for p in plans], *[f"{p.name}.ensemble_report" for p in plans]],
                 outputs="tts_metrics",
                 name="summarise_experiment",

@@ -1,17 +1,4 @@
-"""Prediction merging (paper §2.3, Eq. 10–13), significance testing and scaling evaluation.
-
-Plain library code, no Kedro. The pieces:
-
-* merge rules: :func:`merge_probabilities` (Eq. 10, the paper's rule), :func:`merge_logits`
-  (``sigmoid(mean logit)``, an alternative) and :func:`merge_groups` (Eq. 13, the
-  size-weighted mean of group predictions). :data:`MERGE_RULES` names the rules for
-  configuration; every entry maps member *logits* ``(N, M)`` to merged probabilities ``(N,)``.
-* :func:`ttest_two_sided`: Student / Welch two-sample t-test in numpy (no scipy), numerically
-  equal to ``scipy.stats.ttest_ind``.
-* :class:`MemberPool`: the evaluation-split logits of all trained members, their labels and
-  how the members were trained (groups, Table 3) and which architecture they are (Table 2).
-* :func:`draw_members` / :func:`scaling_table`: merged ensembles of increasing scale, drawn
-  from the pool, scored by AUC and logloss, tested against the 1x backbone (Tables 1–3).
+"""Member pools (which members exist, how they were trained) and seeded draws of ensembles.
 
 Scale, units and draws
 ----------------------
@@ -22,275 +9,27 @@ heterogeneous pool of ``F`` architectures at scale ``K`` merges ``K`` members of
 RankMixer). Members trained jointly (grouped training, Eq. 11) are only ever drawn as whole
 groups, so a scale must be a multiple of the group size ``g``; the smallest drawable scale is
 the pool's :attr:`MemberPool.unit_scale` (1 for independently trained members).
+
+A **unit** is one ensemble of the unit scale: one member (homogeneous, ``g = 1``), one member of
+each architecture (heterogeneous), or one whole training group. :attr:`MemberPool.unit_groups`
+partitions the pool into its units in training order; they are the "1x" sample of the
+significance tests (:mod:`ttsctr.merging.scaling`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ttsctr.errors import ConfigError
+from ttsctr.merging.rules import MergeRule, _as_2d, _logit, get_rule, sigmoid
 from ttsctr.metrics import log_loss, roc_auc
 
-__all__ = [
-    "MERGE_RULES",
-    "MemberPool",
-    "MergeRule",
-    "SCALING_COLUMNS",
-    "draw_members",
-    "merge_groups",
-    "merge_logits",
-    "merge_probabilities",
-    "merge_pool",
-    "scaling_table",
-    "sigmoid",
-    "ttest_two_sided",
-]
-
-SCALING_COLUMNS = (
-    "scale",
-    "n_members",
-    "auc_mean",
-    "auc_std",
-    "logloss_mean",
-    "logloss_std",
-    "p_value",
-    "significant",
-)
-
-
-# --------------------------------------------------------------------------------------------
-# Merge rules (Eq. 10, 11, 13)
-# --------------------------------------------------------------------------------------------
-
-
-def sigmoid(x: Any) -> np.ndarray:
-    """Numerically stable logistic function; keeps a floating dtype, ints become float64."""
-    x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.floating):
-        x = x.astype(np.float64)
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    eps = np.finfo(p.dtype).eps
-    p = np.clip(p, eps, 1 - eps)
-    return np.log(p) - np.log1p(-p)
-
-
-def _as_2d(name: str, x: Any) -> np.ndarray:
-    a = np.asarray(x)
-    if a.ndim != 2 or a.shape[1] < 1:
-        raise ConfigError(f"{name}: expected an (N, M) array with M >= 1 members, got shape {a.shape}")
-    if not np.issubdtype(a.dtype, np.floating):
-        a = a.astype(np.float64)
-    return a
-
-
-def merge_probabilities(probs: Any) -> np.ndarray:
-    """Eq. 10: ``y~ = (1/M) sum_m y^(m)``, the row mean of member probabilities ``(N, M)``.
-
-    Returns float64 ``(N,)``. Raises :class:`ConfigError` for a non-2-D input or values outside
-    ``[0, 1]`` (logits passed by mistake).
-    """
-    a = _as_2d("merge_probabilities", probs)
-    if a.size and not (np.all(a >= 0) and np.all(a <= 1)):
-        raise ConfigError(
-            "merge_probabilities: values must be probabilities in [0, 1] "
-            f"(found min {np.nanmin(a):.4g}, max {np.nanmax(a):.4g}); use merge_logits for logits"
-        )
-    return a.mean(axis=1, dtype=np.float64)
-
-
-def merge_logits(logits: Any) -> np.ndarray:
-    """Alternative rule: ``sigmoid(mean_m logit^(m))`` (geometric-mean-of-odds merge).
-
-    Returns float64 ``(N,)`` probabilities.
-    """
-    a = _as_2d("merge_logits", logits)
-    return sigmoid(a.mean(axis=1, dtype=np.float64))
-
-
-def merge_groups(group_probs: Sequence[Any], group_sizes: Sequence[int]) -> np.ndarray:
-    """Eq. 13: ``y~ = (1/M) sum_i |M_i| * y_g^(i)`` with ``M = sum_i |M_i|``.
-
-    ``group_probs[i]`` is group ``i``'s merged prediction ``(N,)`` (Eq. 11), ``group_sizes[i]``
-    its number of members. Returns float64 ``(N,)``; with equal sizes this is the plain mean.
-    """
-    sizes = list(group_sizes)
-    if len(group_probs) != len(sizes) or not sizes:
-        raise ConfigError(
-            f"merge_groups: {len(group_probs)} group predictions but {len(sizes)} group sizes "
-            "(need one size per group, at least one group)"
-        )
-    for s in sizes:
-        if isinstance(s, bool) or int(s) != s or s < 1:
-            raise ConfigError(f"merge_groups: group sizes must be positive integers, got {sizes}")
-    total = float(sum(int(s) for s in sizes))
-    acc: np.ndarray | None = None
-    n: int | None = None
-    for i, (gp, s) in enumerate(zip(group_probs, sizes)):
-        v = np.asarray(gp, dtype=np.float64)
-        if v.ndim != 1 or (n is not None and v.shape[0] != n):
-            raise ConfigError(
-                f"merge_groups: group {i} prediction has shape {v.shape}; expected ({n if n is not None else 'N'},)"
-            )
-        n = v.shape[0]
-        acc = v * (int(s) / total) if acc is None else acc + v * (int(s) / total)
-    assert acc is not None
-    return acc
-
-
-def _identity(x: np.ndarray) -> np.ndarray:
-    return x
-
-
-@dataclass(frozen=True)
-class MergeRule:
-    """A merge rule as "transform, average, transform back".
-
-    ``to_space`` maps member logits into the space where predictions are averaged,
-    ``to_prob`` maps an average back to a probability. ``mean_prob`` averages probabilities
-    (Eq. 10/11/13), ``mean_logit`` averages logits. Calling the rule on ``(N, M)`` logits gives
-    the flat merge of all ``M`` members. Size-weighted group merging (Eq. 13) in the same space
-    equals the flat merge over all members, for both rules.
-    """
-
-    name: str
-    to_space: Callable[[np.ndarray], np.ndarray]
-    to_prob: Callable[[np.ndarray], np.ndarray]
-
-    def __call__(self, logits: Any) -> np.ndarray:
-        a = _as_2d(f"merge rule {self.name!r}", logits)
-        return np.asarray(self.to_prob(self.to_space(a).mean(axis=1, dtype=np.float64)), dtype=np.float64)
-
-
-MERGE_RULES: Mapping[str, MergeRule] = {
-    "mean_prob": MergeRule("mean_prob", sigmoid, _identity),
-    "mean_logit": MergeRule("mean_logit", _identity, sigmoid),
-}
-
-
-def _get_rule(rule: str | MergeRule) -> MergeRule:
-    if isinstance(rule, MergeRule):
-        return rule
-    try:
-        return MERGE_RULES[rule]
-    except (KeyError, TypeError):
-        raise ConfigError(f"unknown merge rule {rule!r}; expected one of {sorted(MERGE_RULES)}") from None
-
-
-# --------------------------------------------------------------------------------------------
-# Two-sided two-sample t-test (numpy / math only)
-# --------------------------------------------------------------------------------------------
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny = 1e-300
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c = 1.0
-    d = 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 100_000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-16:
-            break
-    return h
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta ``I_x(a, b)``."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    front = math.exp(log_front)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def _t_two_sided_p(t: float, df: float) -> float:
-    """``P(|T_df| >= |t|) = I_{df/(df+t^2)}(df/2, 1/2)``."""
-    if math.isnan(t) or math.isnan(df) or df <= 0:
-        return float("nan")
-    if math.isinf(t):
-        return 0.0
-    x = df / (df + t * t)
-    return min(1.0, max(0.0, _betainc(0.5 * df, 0.5, x)))
-
-
-def ttest_two_sided(a: Any, b: Any, equal_var: bool = True) -> tuple[float, float]:
-    """Two-sided two-sample t-test of ``mean(a) == mean(b)``; returns ``(t, p)``.
-
-    ``equal_var=True``: Student's test with pooled variance, ``df = n_a + n_b - 2``.
-    ``equal_var=False``: Welch's test with Welch–Satterthwaite ``df``. The p-value comes from the
-    regularised incomplete beta function (own continued-fraction code, no scipy). The result
-    equals ``scipy.stats.ttest_ind(a, b, equal_var=...)`` including its degenerate cases:
-
-    * an empty sample, Student with ``n_a + n_b < 3``, Welch with a sample of size 1, or any NaN
-      in the data: ``(nan, nan)``;
-    * both samples of zero variance (e.g. identical AUCs): the standard error is 0, so equal
-      means give ``(nan, nan)`` and different means give ``(±inf, 0.0)``;
-    * one sample of zero variance is not degenerate (the other one carries the variance).
-    """
-    x = np.asarray(a, dtype=np.float64).ravel()
-    y = np.asarray(b, dtype=np.float64).ravel()
-    na, nb = x.size, y.size
-    nan = float("nan")
-    if na == 0 or nb == 0:
-        return nan, nan
-    ma, mb = float(x.mean()), float(y.mean())
-    ssa = float(np.sum((x - ma) ** 2))
-    ssb = float(np.sum((y - mb) ** 2))
-    diff = ma - mb
-    if equal_var:
-        df = float(na + nb - 2)
-        if df <= 0:
-            return nan, nan
-        se2 = (ssa + ssb) / df * (1.0 / na + 1.0 / nb)
-    else:
-        if na < 2 or nb < 2:
-            return nan, nan
-        va, vb = ssa / (na - 1) / na, ssb / (nb - 1) / nb
-        se2 = va + vb
-        df = se2 * se2 / (va * va / (na - 1) + vb * vb / (nb - 1)) if se2 > 0 else 1.0
-    if math.isnan(se2) or math.isnan(diff):
-        return nan, nan
-    if se2 == 0.0:
-        if diff == 0.0:
-            return nan, nan
-        return math.copysign(math.inf, diff), 0.0
-    t = diff / math.sqrt(se2)
-    return t, _t_two_sided_p(t, df)
-
-
-# --------------------------------------------------------------------------------------------
-# Member pool
-# --------------------------------------------------------------------------------------------
+__all__ = ["MemberPool", "distinct_draws", "draw_members", "merge_pool"]
 
 
 @dataclass(frozen=True)
@@ -527,6 +266,31 @@ class MemberPool:
             member_names=self.member_names,
         )
 
+    @cached_property
+    def unit_groups(self) -> tuple[np.ndarray, ...]:
+        """The pool's units: a partition into ensembles of :attr:`unit_scale`, as group ids.
+
+        Unit ``i`` takes, from every stratum (every architecture drawn separately, or the one
+        stratum of mixed groups), its ``i``-th run of ``unit_scale / g`` groups in group-id
+        (= training) order. For a heterogeneous pool laid out unit by unit (W0, R0, W1, R1, ...)
+        unit ``i`` is therefore ``W_i + R_i``. ``max_scale / unit_scale`` units; groups left
+        over when architectures hold unequal numbers of groups belong to no unit.
+        """
+        u = self.unit_scale
+        n_units = self.max_scale // u
+        out = []
+        for i in range(n_units):
+            parts = []
+            for s in self._strata:
+                c = u // s.per_family
+                parts.append(s.groups[i * c : (i + 1) * c])
+            out.append(np.sort(np.concatenate(parts)))
+        return tuple(out)
+
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_groups)
+
 
 # --------------------------------------------------------------------------------------------
 # Draws and merged evaluation
@@ -570,10 +334,29 @@ def draw_members(pool: MemberPool, scale: int, draws: int, seed: int = 0) -> np.
     """Member indices of ``draws`` seeded ensembles of ``scale``: ``(draws, n_members)``.
 
     Draws are made of whole groups and are pairwise disjoint as long as the pool allows
-    (see :func:`scaling_table`).
+    (see :func:`~ttsctr.merging.scaling_table`); once the pool is exhausted, fresh permutations
+    continue and may repeat an earlier draw (:func:`distinct_draws` removes repeats).
     """
     g = _draw_groups(pool, scale, draws, seed)
     return np.stack([np.sort(np.concatenate([pool.groups[i] for i in row])) for row in g])
+
+
+def distinct_draws(group_draws: np.ndarray) -> np.ndarray:
+    """The distinct rows of ``(draws, groups_per_draw)`` sorted group ids, first occurrences
+    in draw order.
+
+    Repeated draws are the same ensemble: counting them again would only repeat one AUC (at
+    ``K = M`` every draw is the whole pool). Significance tests therefore use distinct draws.
+    """
+    g = np.asarray(group_draws)
+    seen: set[tuple[int, ...]] = set()
+    keep = []
+    for i, row in enumerate(g):
+        key = tuple(int(v) for v in row)
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return g[np.asarray(keep, dtype=np.int64)]
 
 
 def merge_pool(pool: MemberPool, members: Any = None, rule: str | MergeRule = "mean_prob") -> np.ndarray:
@@ -582,7 +365,7 @@ def merge_pool(pool: MemberPool, members: Any = None, rule: str | MergeRule = "m
     Group structure is honoured: within a group the rule merges its members (Eq. 11), groups
     are combined size-weighted (Eq. 13) in the rule's space. Members must form whole groups.
     """
-    r = _get_rule(rule)
+    r = get_rule(rule)
     idx = np.arange(pool.n_members) if members is None else np.unique(np.asarray(members, dtype=np.int64))
     if idx.size == 0 or idx.min() < 0 or idx.max() >= pool.n_members:
         raise ConfigError(f"merge_pool: member indices must be in [0, {pool.n_members}), got {members!r}")
@@ -626,118 +409,3 @@ class _Evaluator:
             self._cache[key] = hit
         return hit
 
-
-def _mean_std(x: np.ndarray) -> tuple[float, float]:
-    """Mean and ``ddof=1`` std; exactly 0 for one draw or identical draws (no rounding noise)."""
-    if x.size == 1 or np.all(x == x[0]):
-        return float(x[0]), 0.0
-    return float(np.mean(x)), float(np.std(x, ddof=1))
-
-
-def scaling_table(
-    pool: MemberPool,
-    scales: Sequence[int] = (1, 2, 4, 8, 16),
-    draws: int = 5,
-    seed: int = 0,
-    rule: str | MergeRule = "mean_prob",
-    alpha: float = 0.05,
-    *,
-    equal_var: bool = True,
-    baseline_auc: Sequence[float] | None = None,
-) -> pd.DataFrame:
-    """Scaling of merged ensembles (Tables 1–3): one row per scale, ascending.
-
-    Columns: ``scale, n_members, auc_mean, auc_std, logloss_mean, logloss_std, p_value,
-    significant``.
-
-    For each scale ``K`` (members per architecture, see the module docstring), ``draws``
-    ensembles are drawn from the pool as whole groups. Draws are disjoint where the pool
-    allows: a seeded permutation of the groups is cut into disjoint chunks of ``K / g`` groups;
-    when ``draws`` exceeds the number of chunks, further seeded permutations continue (so
-    draws at ``K = M`` all merge the whole pool and have std 0). Each draw is merged with
-    ``rule`` inside groups (Eq. 11) and size-weighted across groups (Eq. 13); AUC and logloss
-    are averaged over the draws, std uses ``ddof=1`` (0 for a single draw).
-
-    Significance: a two-sided t-test (:func:`ttest_two_sided`, Student unless
-    ``equal_var=False``) of the ``draws`` AUCs at ``K`` against the 1x backbone AUCs,
-    ``significant = p_value < alpha`` and the mean AUC is above the backbone's, i.e. a
-    significant *improvement*, as the paper's ``*`` (NaN p-values are not significant; the
-    p-value itself is two-sided, so a significant drop shows a small p but no ``*``). The backbone sample is the ``draws``
-    draws at the pool's :attr:`~MemberPool.unit_scale`, made by the same rule: individual
-    members when members were trained independently (g = 1), single whole groups (scale g) for
-    grouped training, one member or group per architecture for heterogeneous pools. The row of
-    that scale, if requested, is the backbone itself: ``p_value`` NaN, ``significant`` False.
-    Keep ``draws`` at most the number of units (M for g = 1, M/g for groups) so that the
-    backbone sample holds distinct models; more draws repeat units (fresh permutations).
-    ``baseline_auc`` replaces the backbone sample with given AUCs (e.g. the independently
-    trained members' AUCs when comparing grouped pools of Table 3); every row is then tested.
-
-    Deterministic given ``seed`` (the draws at a scale depend only on ``seed`` and the scale).
-    Cost: one merge (O(N K)) and one sort (O(N log N)) per *distinct* draw.
-    """
-    if not isinstance(pool, MemberPool):
-        raise ConfigError(f"scaling_table: pool must be a MemberPool, got {type(pool).__name__}")
-    r = _get_rule(rule)
-    if not (isinstance(alpha, (float, int)) and 0 < alpha < 1):
-        raise ConfigError(f"scaling_table: alpha must be in (0, 1), got {alpha!r}")
-    scales = list(scales)
-    if not scales:
-        raise ConfigError("scaling_table: no scales given")
-    for s in scales:
-        pool._check_scale(s)
-    if len({int(s) for s in scales}) != len(scales):
-        raise ConfigError(f"scaling_table: scales must be distinct, got {scales}")
-    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
-        raise ConfigError(f"scaling_table: draws must be a positive integer, got {draws!r}")
-    _check_seed(seed)
-
-    ev = _Evaluator(pool, r)
-
-    def draw_metrics(scale: int) -> tuple[np.ndarray, np.ndarray]:
-        g = _draw_groups(pool, scale, draws, seed)
-        res = np.array([ev.metrics(row) for row in g], dtype=np.float64)
-        return res[:, 0], res[:, 1]
-
-    unit = pool.unit_scale
-    if baseline_auc is None:
-        base = draw_metrics(unit)[0]
-    else:
-        base = np.asarray(baseline_auc, dtype=np.float64).ravel()
-        if base.size == 0:
-            raise ConfigError("scaling_table: baseline_auc is empty")
-
-    rows = []
-    for s in sorted(int(x) for x in scales):
-        aucs, lls = draw_metrics(s)
-        auc_m, auc_s = _mean_std(aucs)
-        ll_m, ll_s = _mean_std(lls)
-        if baseline_auc is None and s == unit:
-            p = float("nan")
-        else:
-            p = ttest_two_sided(aucs, base, equal_var=equal_var)[1]
-        # The paper's `*` marks a significant *improvement* over the backbone, not any difference.
-        rows.append((s, pool.n_members_at(s), auc_m, auc_s, ll_m, ll_s, p, bool(p < alpha and auc_m > float(np.mean(base)))))
-    df = pd.DataFrame(rows, columns=list(SCALING_COLUMNS))
-    df = df.astype(
-        {
-            "scale": "int64",
-            "n_members": "int64",
-            "auc_mean": "float64",
-            "auc_std": "float64",
-            "logloss_mean": "float64",
-            "logloss_std": "float64",
-            "p_value": "float64",
-            "significant": "bool",
-        }
-    )
-    df.attrs.update(
-        {
-            "rule": r.name,
-            "draws": int(draws),
-            "seed": int(seed),
-            "alpha": float(alpha),
-            "unit_scale": int(unit),
-            "baseline_auc_mean": float(np.mean(base)),
-        }
-    )
-    return df
