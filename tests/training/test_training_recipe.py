@@ -160,7 +160,7 @@ def test_xavier_initialisation_statistics(planted) -> None:
             assert abs(float(lin.weight.detach().mean())) < 0.05 * expected
         assert torch.count_nonzero(lin.bias) == 0
     emb = next(m for m in model.modules() if isinstance(m, FeatureEmbedding)).weight
-    assert float(emb.std()) == pytest.approx(1e-4, rel=0.1)
+    assert float(emb.detach().std()) == pytest.approx(1e-4, rel=0.1)
     torch_default = build_group(planted.spec, [MemberSpec("fnn", 0, "default")], weight_init="torch_default")
     first = next(m for m in torch_default.members[0].modules() if isinstance(m, torch.nn.Linear))
     assert torch.count_nonzero(first.bias) > 0  # nn.Linear's own uniform bias: not the recipe
@@ -237,3 +237,22 @@ def test_bf16_group_is_evaluated_and_predicts_in_bf16(tiny, tmp_path) -> None:
     assert loaded.precision == "bf16"
     np.testing.assert_array_equal(predict_logits(loaded, tiny.test[0]), predict_logits(group, tiny.test[0], precision="bf16"))
     assert not np.array_equal(predict_logits(loaded, tiny.test[0]), predict_logits(loaded, tiny.test[0], precision="fp32"))
+
+
+def test_checkpoint_trained_without_dropout_runs_with_mc_dropout(tiny, tmp_path) -> None:
+    """Dropout modules exist at rate 0, so a group trained without dropout loads into members
+    built with dropout 0.1 (MC-dropout at inference) with every weight in place."""
+    group = build_group(tiny.spec, [MemberSpec("dcnv2", 0, "small")])
+    train(group, tiny.train, tiny.valid, TrainConfig(max_epochs=1, batch_size=512, min_steps_per_epoch=None,
+                                                    progress=False))
+    path = save_group(group, None, None, tmp_path / "g.pt")
+    stochastic = build_group(tiny.spec, [MemberSpec("dcnv2", 0, "small", {"dropout": 0.1})], weight_init="torch_default")
+    stochastic.load_state_dict(load_group(path)[0].state_dict())  # strict: same parameters and buffers
+    x = torch.from_numpy(tiny.test[0][:256])
+    stochastic.eval()
+    np.testing.assert_array_equal(stochastic(x).detach().numpy(), group.eval()(x).detach().numpy())
+    stochastic.train()
+    torch.manual_seed(0)
+    a = stochastic(x).detach()
+    b = stochastic(x).detach()
+    assert not torch.equal(a, b)
