@@ -11,33 +11,72 @@
 Each file is written to a temporary sibling and renamed into place (sidecars first, the
 data file last).
 
-The planted model (all parameters drawn from ``seed``):
+The planted model (all parameters drawn from ``seed``; generator version 2):
 
 * 13 numeric fields: log-normal counts (some zero-heavy, ``I2`` also ``-1``), Criteo-like
-  missing rates; their effects are smooth random functions of the OptFS token
-  ``floor(ln(x)^2)``, so the true probability depends on ``x`` only through its token;
-* 26 categorical fields: Zipf-like value frequencies with cardinalities from 3 to 100 000,
-  values rendered as distinct 8-hex-digit strings, Criteo-like missing rates;
-* a hidden row "context" (8 clusters) shifts which values are popular in about half of the
-  fields, so fields are correlated; it has no direct effect on the label;
-* ``logit = bias + a * sum_j w_j[v_j]                          (first order, every field)
-  + b * sum_{i<j} R_ij <u_i[v_i], u_j[v_j]>                    (FM-style pairs, 4-d latents)
-  + c * sum_t s_t sum_d u_a[v_a]_d u_b[v_b]_d u_c[v_c]_d``      (10 three-way terms)
-  Pairs and triples involve only the numeric fields and the categorical fields with at most
-  700 values (15% of those field pairs are active, strengths U(0.5, 1.5)); latent vectors are
-  centred under the value distribution, so interactions have no additive part a linear model
-  could pick up. Effects of categorical values shrink with their frequency (factor
-  ``sqrt(m / (m + 10))``, ``m`` = expected count in 160 000 rows), so very rare values carry
-  little signal. ``a, b, c`` scale the three parts to standard deviations 0.9 / 1.2 / 0.7 on
-  a 131 072-row calibration sample and ``bias`` is solved there for a mean probability of 0.25;
+  missing rates; their effects are smooth random functions of the quantile of the OptFS token
+  ``floor(ln(x)^2)``, so the true probability depends on ``x`` only through its token and
+  changes gradually between neighbouring tokens;
+* 26 categorical fields, values rendered as distinct 8-hex-digit strings, Criteo-like missing
+  rates. Fields with at most 200 values (3..105) are Zipf-distributed. Larger fields (305 to
+  100 000 values) have a *head* of 30-300 frequent values (log-uniform size, Zipf inside,
+  70-92% of the rows) and a long, flat *tail* holding the rest of the rows spread over all
+  other values: thousands of values seen once, as in Criteo, which the OptFS frequency
+  threshold maps to the OOV id;
+* a hidden row "context" (8 clusters) rotates which head values are popular in about half of
+  the fields, so fields are correlated; it has no direct effect on the label;
+* ``logit = bias + first_order + pairwise + higher_order`` with
+
+  - ``first_order = sum_j w_j[v_j]`` over every signal field;
+  - ``pairwise = sum_{i<j} R_ij <u_i[v_i], u_j[v_j]>``: FM-style pairs with 2-d latents among
+    the 22 *interaction fields* (the 12 numeric signal fields and the 10 categorical signal
+    fields with at most 700 values); 15% of their pairs are active (34 for seed 0), strengths
+    ``R_ij ~ U(0.5, 1.5)``; latents are centred under the value distribution, so a pair has no
+    additive part a linear model could pick up, and 60% of each latent's variance follows the
+    value's own first-order effect (effects that amplify each other), which is what lets a
+    network find the pairs within a few epochs;
+  - ``higher_order = sum_g s_g prod_{j in g} sigmoid(2 t_j[v_j])``: 6 soft ANDs of three
+    interaction fields each (a group fires only when all three values are "high"), signs and
+    weights ``s_g = +/-U(0.5, 1)``;
+
+  the three parts are scaled to standard deviations 0.8 / 1.4 / 0.8 on a 131 072-row
+  calibration sample and ``bias`` is solved there for a mean probability of 0.25;
+* learnable, not memorisable: every effect of a categorical value is multiplied by
+  ``sqrt(m / (m + c))`` (``m`` its expected count in 120 000 rows, ``c`` = 30 first order,
+  50 interactions), so values too rare to learn carry almost nothing: zeroing every effect of
+  the values expected fewer than 10 times per 100 000 rows (the tails, present in most rows)
+  moves the logit by < 0.5% of its variance. At least 85% of the interaction latents'
+  variance sits on values seen >= 100 times per 100 000 rows, and the best additive
+  approximation of the true logit (what a linear model on one-hot ids can at best learn)
+  reaches only AUC ~0.67;
 * fields ``I12, C7, C13, C20`` carry no signal (noise fields);
 * ``label ~ Bernoulli(sigmoid(logit))``: the label noise is the Bernoulli draw, so ``proba``
   is exactly ``P(y = 1 | all raw fields)`` and its AUC is the Bayes-optimal AUC
-  (0.835 for the default 200 000 rows, seed 0).
+  (0.843 for the default 120 000 rows, seed 0; 0.847 on the test split).
 
-Measured at the default 200 000 rows (seed 0, OptFS preprocessing min_count 10, 80/10/10,
-test AUC, CPU, Adam 1e-3, batch 512, early stopping): logistic regression 0.654, FM 0.663,
-DeepFM (16-d, 400-400 MLP) 0.698-0.703, mean of 3 DeepFM seeds 0.708, Bayes 0.836.
+Measured on the default log (120 000 rows, seed 0; OptFS preprocessing min_count 10, random
+8:1:1 split, 5 989 ids; test AUC; the project's trainer, reference recipe (embedding L2 0.01,
+lr x0.1 on a plateau, clipping) with batch 1024, lr 1e-3, max 10 epochs, patience 2, each
+member its own data order, 1 thread; small presets; logistic regression on one-hot ids with C
+chosen on validation AUC):
+
+==========================  ======  ==============  ===========  ==========  =========
+model                       single  8 seeds merged  best epochs  s / epoch   vs LR
+==========================  ======  ==============  ===========  ==========  =========
+logistic regression         0.670   --              --           --          --
+DCNv2 small                 0.783   0.791 (+0.008)  9-10 (13*)   2.0-3.0     +0.113
+Wukong small                0.749   0.787 (+0.038)  3-5          1.7-2.1     +0.078
+RankMixer small             0.748   0.779 (+0.031)  5-7          1.2         +0.078
+Wukong + RankMixer          0.767   0.788 (+0.021)  --           --          +0.097
+Bayes-optimal (planted)     0.847
+==========================  ======  ==============  ===========  ==========  =========
+
+(single = mean of the 8 members, or of the 8 Wukong+RankMixer pairs; ``*`` with max 40
+epochs DCNv2 seed 0 peaks at epoch 13 with 0.787; seconds on the shared 2-core machine.)
+Members of different seeds are diverse (mean pairwise prediction correlation 0.93
+for DCNv2, 0.70-0.72 for Wukong and RankMixer), so merging them helps, and the Bayes AUC
+stays far above every model. The default size is chosen for the ``make run`` budget: its
+~96 000 training rows keep the reference recipe's halved batch at 1024 (94 steps an epoch).
 
 Determinism: every random number of row ``i`` comes from ``splitmix64(key(seed) ^ i)``
 (counter-based), so the output depends only on ``seed`` and ``n_rows`` -- never on
@@ -67,18 +106,26 @@ from ttsctr.errors import ConfigError
 __all__ = ["generate_synthetic", "SyntheticSummary", "PlantedModel", "planted_model", "bayes_optimal_auc", "BASE_RATE"]
 
 BASE_RATE = 0.25
-LATENT_DIM = 4
+GENERATOR_VERSION = 2  # bumped whenever the planted model changes (recorded in the meta sidecar)
+LATENT_DIM = 2  # FM latents of the pairwise part
+ALIGN = 0.6  # share of each latent's variance that follows the value's first-order effect
 N_CLUSTERS = 8
 NOISE_FIELDS = ("I12", "C7", "C13", "C20")
-COMPONENT_STD = {"first_order": 0.9, "pairwise": 1.2, "three_way": 0.7}
-PAIR_DENSITY = 0.15
-N_TRIPLES = 10
-CENTER_LATENTS = True
-SHRINK_RARE = True
-SHRINK_ROWS = 160_000
-SHRINK_COUNT = 10.0
-INTERACTION_MAX_CARD = 700  # only fields with at most this many values take part in interactions
+COMPONENT_STD = {"first_order": 0.8, "pairwise": 1.4, "higher_order": 0.8}  # std of each logit part
+INTERACTION_MAX_CARD = 700  # only fields with at most this many values (and numeric fields) interact
+PAIR_DENSITY = 0.15  # share of the interaction-field pairs that are active
+N_GROUPS = 6  # higher-order terms: soft AND of GROUP_SIZE interaction fields
+GROUP_SIZE = 3
+SHRINK_ROWS = 120_000  # rare-value shrinkage sqrt(m / (m + c)), m = expected count in this many rows
+SHRINK_FIRST = 30.0  # c of first-order effects
+SHRINK_INTER = 50.0  # c of interaction latents
 CALIBRATION_ROWS = 1 << 17
+HEAD_MIN_CARD = 200  # fields with more values: a frequent head plus a long tail of rare values
+HEAD_SIZE = (30, 300)  # log-uniform
+TAIL_SHARE = (0.08, 0.3)
+ZIPF_HEAD = (0.6, 1.1)
+ZIPF_TAIL = (0.1, 0.5)
+ZIPF_LOW = (0.8, 1.3)  # Zipf exponents of the fields with at most HEAD_MIN_CARD values
 _NUM_TOKEN_CAP = 253  # planted tables cover tokens -1..253 (+ missing)
 
 CAT_CARDINALITY = (
@@ -142,12 +189,19 @@ def _fmix32(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _smooth(rng: np.random.Generator, n: int, dims: int | None = None) -> np.ndarray:
-    """A random smooth function on ``0..n-1`` (random walk, standardised)."""
-    shape = (n,) if dims is None else (n, dims)
-    walk = np.cumsum(rng.normal(size=shape), axis=0)
-    walk -= walk.mean(axis=0)
-    return walk / (walk.std(axis=0) + 1e-12)
+def _smooth_on_quantiles(rng: np.random.Generator, q: np.ndarray, dims: int) -> np.ndarray:
+    """A random smooth function of the quantile position ``q`` in [0, 1] (3 cosine/sine bases), (len(q), dims)."""
+    out = np.zeros((len(q), dims))
+    for b in range(1, 4):
+        c, s = rng.normal(size=(2, dims)) / b
+        out += np.cos(np.pi * b * q)[:, None] * c + np.sin(np.pi * b * q)[:, None] * s
+    return out
+
+
+def _standardise(t: np.ndarray, pmf: np.ndarray) -> np.ndarray:
+    """Centre and scale the rows of ``t`` to mean 0 / variance 1 under the probabilities ``pmf`` (per column)."""
+    t = t - pmf @ t
+    return t / np.sqrt(pmf @ t**2 + 1e-12)
 
 
 class PlantedModel:
@@ -168,60 +222,79 @@ class PlantedModel:
         self.num_shift = rng.normal(0, 0.7, size=(N_CLUSTERS, 13)) * correlated[None, :13]
         self.num_shift[0] = 0
         # categorical fields: Zipf CDFs, cluster shifts, value codes
-        self.cat_cdf, self.cat_shift, self.cat_salt = [], [], []
+        self.cat_cdf, self.cat_shift, self.cat_salt, self.cat_head = [], [], [], []
         for j, card in enumerate(CAT_CARDINALITY):
-            s = rng.uniform(1.05, 1.35) if card >= 1000 else rng.uniform(0.3, 1.0)
             q = rng.uniform(1.0, 8.0)
-            w = (np.arange(card) + q) ** -s
-            cdf = np.cumsum(w / w.sum())
+            head = card
+            if card > HEAD_MIN_CARD:  # a head of frequent values plus a long tail of rare ones
+                head = int(np.exp(rng.uniform(*np.log(HEAD_SIZE))))
+                tail = rng.uniform(*TAIL_SHARE)
+                pmf = np.empty(card)
+                pmf[:head] = (np.arange(head) + q) ** -rng.uniform(*ZIPF_HEAD)
+                pmf[:head] *= (1 - tail) / pmf[:head].sum()
+                pmf[head:] = (np.arange(card - head) + q) ** -rng.uniform(*ZIPF_TAIL)
+                pmf[head:] *= tail / pmf[head:].sum()
+            else:
+                pmf = (np.arange(card) + q) ** -rng.uniform(*ZIPF_LOW)
+            cdf = np.cumsum(pmf / pmf.sum())
             cdf[-1] = 1.0
             self.cat_cdf.append(cdf)
-            shift = rng.integers(0, card, size=N_CLUSTERS) * bool(correlated[13 + j])
+            shift = rng.integers(0, head, size=N_CLUSTERS) * bool(correlated[13 + j])
             shift[0] = 0
-            self.cat_shift.append(shift)
+            self.cat_shift.append(shift)  # the context rotates which head values are popular
+            self.cat_head.append(head)
             self.cat_salt.append(np.uint32(rng.integers(0, 2**32)))
-        # planted effects: tables indexed by value (categorical) or clipped token (numeric), last row = missing
-        self.w: list[np.ndarray] = []
-        self.u: list[np.ndarray] = []
-        for j, name in enumerate(self.field_names):
-            a, b = rng.uniform(0.4, 1.0), rng.uniform(0.5, 1.0)
-            if name in NOISE_FIELDS:
-                a = b = 0.0
-            if j < 13:
-                size = _NUM_TOKEN_CAP + 3  # tokens -1.._NUM_TOKEN_CAP, then missing
-                w = _smooth(rng, size) * a
-                w[-1] = rng.normal() * a
-                u = _smooth(rng, size, k) * (b / np.sqrt(k))
-                u[-1] = rng.normal(size=k) * (b / np.sqrt(k))
-            else:
-                size = CAT_CARDINALITY[j - 13] + 1
-                w = rng.normal(size=size) * a
-                u = rng.normal(size=(size, k)) * (b / np.sqrt(k))
-                if SHRINK_RARE:  # effects fade for values expected < ~SHRINK_COUNT times in SHRINK_ROWS rows
-                    m = np.append(self.value_pmf(j - 13), 1.0) * SHRINK_ROWS
-                    shrink = np.sqrt(m / (m + SHRINK_COUNT))
-                    w *= shrink
-                    u *= shrink[:, None]
-            self.w.append(w.astype(np.float32))
-            self.u.append(u.astype(np.float32))
-        cards = np.array([_NUM_TOKEN_CAP + 2] * 13 + list(CAT_CARDINALITY))
-        active = np.array([n not in NOISE_FIELDS for n in self.field_names]) & (cards <= INTERACTION_MAX_CARD)
-        R = np.triu((rng.random((F, F)) < PAIR_DENSITY) * rng.uniform(0.5, 1.5, size=(F, F)), 1)
-        R *= active[:, None] & active[None, :]
-        self.R = (R + R.T).astype(np.float32)
-        act_idx = np.flatnonzero(active)
-        self.triples = np.array([rng.choice(act_idx, size=3, replace=False) for _ in range(N_TRIPLES)])
-        self.triple_s = (rng.choice([-1.0, 1.0], size=N_TRIPLES) * rng.uniform(0.5, 1.0, size=N_TRIPLES)).astype(np.float32)
         self.key = np.uint64(_mix64_scalar(self.seed * 0x2545F4914F6CDD1D + 0x1234567))
         self.cal_key = np.uint64(_mix64_scalar(self.seed * 0x2545F4914F6CDD1D + 0x7654321))
         self.slot_keys = _mix64(np.arange(1, 128, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))
         self.vocab = [_hex8(_fmix32(np.arange(card, dtype=np.uint32) + self.cat_salt[j])) for j, card in enumerate(CAT_CARDINALITY)]
-        # calibration: scale the three parts, then solve the bias for the base rate
+        # marginal probability of every table row (value / token / missing) of every field
         cal = self.rows(np.arange(CALIBRATION_ROWS, dtype=np.uint64), key=self.cal_key)
-        if CENTER_LATENTS:  # no marginal (additive) part in the interactions: only models of interactions see them
-            for j, ix in enumerate(self._table_index(cal)):
-                self.u[j] -= self.u[j][ix].mean(axis=0, dtype=np.float64).astype(np.float32)
-        parts = self._components(cal)
+        cal_idx = self.table_index(cal)
+        self.table_pmf: list[np.ndarray] = []
+        for j in range(F):
+            if j < 13:
+                pmf = np.bincount(cal_idx[j], minlength=_NUM_TOKEN_CAP + 3) / CALIBRATION_ROWS
+            else:
+                miss = CAT_MISSING[j - 13]
+                pmf = np.append(self.value_pmf(j - 13) * (1 - miss), miss)
+            self.table_pmf.append(pmf)
+        # planted effects: tables indexed by value (categorical) or clipped token (numeric), last row = missing
+        cards = np.array([0] * 13 + list(CAT_CARDINALITY))  # numeric: tokens, always few enough
+        signal = np.array([n not in NOISE_FIELDS for n in self.field_names])
+        self.active = signal & (cards <= INTERACTION_MAX_CARD)
+        self.w: list[np.ndarray] = []  # first order
+        self.u: list[np.ndarray] = []  # FM latents (k)
+        self.t: list[np.ndarray] = []  # higher-order scalar latents
+        for j in range(F):
+            pmf = self.table_pmf[j]
+            size = len(pmf)
+            if j < 13:
+                q = np.cumsum(pmf) - pmf / 2  # quantile position of each token: effects are smooth in it
+                raw = _smooth_on_quantiles(rng, q, 1 + k + 1)
+                raw[-1] = rng.normal(size=1 + k + 1)  # missing
+                shrink_first = shrink_inter = np.ones(size)
+            else:
+                raw = rng.normal(size=(size, 1 + k + 1))
+                m = pmf * SHRINK_ROWS  # expected count: effects of rare values fade
+                shrink_first = np.sqrt(m / (m + SHRINK_FIRST))
+                shrink_inter = np.sqrt(m / (m + SHRINK_INTER))
+            raw = _standardise(raw, pmf)
+            # part of every latent follows the value's first-order effect (effects that amplify each other)
+            raw[:, 1:] = np.sqrt(ALIGN) * raw[:, :1] * rng.choice([-1.0, 1.0], size=k + 1) + np.sqrt(1 - ALIGN) * raw[:, 1:]
+            a = rng.uniform(0.4, 1.0) * signal[j]
+            self.w.append((raw[:, 0] * shrink_first * a).astype(np.float32))
+            u = raw[:, 1 : 1 + k] * shrink_inter[:, None] / np.sqrt(k) * self.active[j]
+            self.u.append((u - pmf @ u).astype(np.float32))
+            self.t.append((raw[:, -1] * shrink_inter * self.active[j]).astype(np.float32))
+        R = np.triu((rng.random((F, F)) < PAIR_DENSITY) * rng.uniform(0.5, 1.5, size=(F, F)), 1)
+        R *= self.active[:, None] & self.active[None, :]
+        self.R = (R + R.T).astype(np.float32)
+        act_idx = np.flatnonzero(self.active)
+        self.groups = np.array([rng.choice(act_idx, size=GROUP_SIZE, replace=False) for _ in range(N_GROUPS)])
+        self.group_sign = rng.choice([-1.0, 1.0], size=N_GROUPS) * rng.uniform(0.5, 1.0, size=N_GROUPS)
+        # calibration: scale the three parts, then solve the bias for the base rate
+        parts = self._raw_components(cal)
         self.scales = {name: COMPONENT_STD[name] / max(float(np.std(parts[name])), 1e-9) for name in COMPONENT_STD}
         z = sum(self.scales[n] * parts[n].astype(np.float64) for n in COMPONENT_STD)
         self.bias = self._solve_bias(z, BASE_RATE)
@@ -233,7 +306,9 @@ class PlantedModel:
         out = np.zeros_like(pmf)
         probs = np.diff(self.cluster_cdf, prepend=0.0)
         for c in range(N_CLUSTERS):
-            out += probs[c] * np.roll(pmf, int(self.cat_shift[j][c]))
+            h = self.cat_head[j]
+            out[:h] += probs[c] * np.roll(pmf[:h], int(self.cat_shift[j][c]))
+        out[self.cat_head[j] :] = pmf[self.cat_head[j] :]
         return out
 
     @staticmethod
@@ -270,11 +345,14 @@ class PlantedModel:
         cat_missing = np.empty((n, 26), bool)
         for j, card in enumerate(CAT_CARDINALITY):
             rank = np.searchsorted(self.cat_cdf[j], uni(_SLOT_VALUE + 13 + j), side="right").clip(0, card - 1)
-            cat[:, j] = (rank + self.cat_shift[j][cluster]) % card
+            h = self.cat_head[j]
+            cat[:, j] = np.where(rank < h, (rank + self.cat_shift[j][cluster]) % h, rank)
             cat_missing[:, j] = uni(_SLOT_MISSING + 13 + j) < CAT_MISSING[j]
         return {"num": num, "num_missing": num_missing, "cat": cat, "cat_missing": cat_missing, "u_label": uni(_SLOT_LABEL)}
 
-    def _table_index(self, r: dict[str, Any]) -> list[np.ndarray]:
+    def table_index(self, r: dict[str, Any]) -> list[np.ndarray]:
+        """Per field, the row of its planted tables: value index (categorical) or clipped token + 1
+        (numeric); the last row of every table is "missing"."""
         idx = []
         for j in range(13):
             tok = np.clip(numeric_tokens(r["num"][:, j]), -1, _NUM_TOKEN_CAP) + 1
@@ -283,24 +361,33 @@ class PlantedModel:
             idx.append(np.where(r["cat_missing"][:, j], card, r["cat"][:, j]))
         return idx
 
-    def _components(self, r: dict[str, Any]) -> dict[str, np.ndarray]:
-        idx = self._table_index(r)
+    def _raw_components(self, r: dict[str, Any]) -> dict[str, np.ndarray]:
+        idx = self.table_index(r)
         n = len(idx[0])
-        first = np.zeros(n, np.float32)
-        U = np.empty((n, len(idx), LATENT_DIM), np.float32)
+        first = np.zeros(n, np.float64)
+        U = np.zeros((n, len(idx), LATENT_DIM), np.float32)
         for j, ix in enumerate(idx):
             first += self.w[j][ix]
-            U[:, j, :] = self.u[j][ix]
+            if self.active[j]:
+                U[:, j, :] = self.u[j][ix]
         Ut = U.transpose(0, 2, 1)  # (n, k, F)
         pair = 0.5 * np.einsum("nkf,nkf->n", Ut, Ut @ self.R)
-        three = np.zeros(n, np.float32)
-        for (a, b, c), s in zip(self.triples, self.triple_s):
-            three += s * np.einsum("nk,nk,nk->n", U[:, a], U[:, b], U[:, c])
-        return {"first_order": first, "pairwise": pair.astype(np.float32), "three_way": three}
+        higher = np.zeros(n, np.float64)
+        for g, s in zip(self.groups, self.group_sign):
+            gate = np.ones(n)
+            for j in g:  # soft AND: high only when every field of the group has a high latent
+                gate *= 1.0 / (1.0 + np.exp(-2.0 * self.t[j][idx[j]]))
+            higher += s * gate
+        return {"first_order": first, "pairwise": pair.astype(np.float64), "higher_order": higher}
+
+    def logit_parts(self, r: dict[str, Any]) -> dict[str, np.ndarray]:
+        """The three parts of the true logit (``logit = bias + sum of the parts``) of the rows ``r``."""
+        parts = self._raw_components(r)
+        return {n: self.scales[n] * parts[n] for n in COMPONENT_STD}
 
     def probability(self, r: dict[str, Any]) -> np.ndarray:
-        parts = self._components(r)
-        z = self.bias + sum(self.scales[n] * parts[n].astype(np.float64) for n in COMPONENT_STD)
+        """The true click probability of the rows ``r`` (from :meth:`rows`)."""
+        z = self.bias + sum(self.logit_parts(r).values())
         return 1.0 / (1.0 + np.exp(-z))
 
     def table(self, r: dict[str, Any], label: np.ndarray) -> pa.Table:
@@ -339,7 +426,7 @@ class SyntheticSummary:
 
 def generate_synthetic(
     path: str | Path,
-    n_rows: int = 200_000,
+    n_rows: int = 120_000,
     seed: int = 0,
     chunk_rows: int = 65_536,
     *,
@@ -411,12 +498,17 @@ def generate_synthetic(
             "format": "criteo train.txt (TAB, no header: label, I1..I13, C1..C26)",
             "proba_format": "numpy .npy, float32, shape (n_rows,): P(label=1 | row) used to draw the label",
             "generator": {
+                "version": GENERATOR_VERSION,
                 "latent_dim": LATENT_DIM,
+                "align": ALIGN,
                 "clusters": N_CLUSTERS,
                 "pair_density": PAIR_DENSITY,
-                "three_way_terms": N_TRIPLES,
+                "pairs": int(np.count_nonzero(np.triu(model.R))),
+                "higher_order_groups": [[model.field_names[j] for j in g] for g in model.groups],
+                "interaction_fields": [n for n, a in zip(model.field_names, model.active) if a],
                 "noise_fields": list(NOISE_FIELDS),
                 "cat_cardinality": dict(zip(CRITEO_CATEGORICAL, CAT_CARDINALITY)),
+                "cat_head_size": dict(zip(CRITEO_CATEGORICAL, model.cat_head)),
                 "scales": model.scales,
             },
         }

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from ttsctr.data.io import pid_alive
 from ttsctr.data.preprocess import FEATURE_MAP_VERSION, PreprocessConfig, preprocess
 from ttsctr.data.readers import PARSE_BLOCK_BYTES, RawReader, get_reader
-from ttsctr.data.synthetic import generate_synthetic
+from ttsctr.data.synthetic import GENERATOR_VERSION, generate_synthetic
 from ttsctr.errors import ConfigError, DataFormatError
 from ttsctr.metrics import roc_auc as auc
 from ttsctr.validation import raise_if_failed, validate_encoded_split, validate_raw_sample, validate_split_sizes
@@ -194,10 +194,12 @@ def resolve_raw_source(
 def ensure_synthetic(path: str, generate: dict[str, Any]) -> None:
     """Generate the embedded default click log unless one with the same settings is there."""
     meta_path = Path(f"{path}.meta.json")
-    wanted = {"n_rows": int(generate.get("n_rows", 200_000)), "seed": int(generate.get("seed", 0))}
+    wanted = {"n_rows": int(generate.get("n_rows", 120_000)), "seed": int(generate.get("seed", 0))}
     if Path(path).exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        if all(meta.get(k) == v for k, v in wanted.items()):
+        # a file of an older generator has other planted signal: regenerate rather than reuse it
+        same_generator = (meta.get("generator") or {}).get("version") == GENERATOR_VERSION
+        if same_generator and all(meta.get(k) == v for k, v in wanted.items()):
             return
     summary = generate_synthetic(path, **wanted, progress=True)
     log.info("generated %s: %d rows, Bayes-optimal AUC %.4f", path, wanted["n_rows"], summary.bayes_auc)
