@@ -527,7 +527,8 @@ def _json_value(v: Any) -> Any:
 
 
 def metrics_json(tables: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, Any]]:
-    """DVC metrics per ensemble, JSON-serialisable (NaN becomes ``None``), keys by ascending scale.
+    """DVC metrics per ensemble, JSON-serialisable, keys by ascending scale; per-scale values that are
+    undefined (NaN: the 1× row's tests, a t-test on one distinct draw) are left out.
 
     Per scale ``K``: ``auc_Kx``, ``logloss_Kx`` and, for tables of
     :func:`~ttsctr.merging.scaling_table`, ``n_draws_Kx``, ``p_ttest_Kx``, ``p_delong_Kx``,
@@ -544,7 +545,9 @@ def metrics_json(tables: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, Any]
                 continue
             prefix = key.removesuffix("_mean")
             for s, v in zip(d["scale"], d[key]):
-                entry[f"{prefix}_{_fmt_scale(s)}x"] = _json_value(v)
+                value = _json_value(v)
+                if value is not None:  # an undefined test ("n/a") is no metric; DVC drops nulls anyway
+                    entry[f"{prefix}_{_fmt_scale(s)}x"] = value
         for col, key in (("auc_1x", "auc_single"), ("n_1x", "n_single"), ("pairwise_r", "pairwise_r"),
                          ("pairwise_r_within", "pairwise_r_within"), ("pairwise_js", "pairwise_js")):
             if col in d.columns and len(d):
