@@ -137,13 +137,15 @@ def predict_merged(groups: Sequence[torch.nn.Module], weights: np.ndarray, x: np
     across groups with ``weights`` (group size / total) and mapped back to a probability —
     :class:`ttsctr.merging.MergeRule` applied as :func:`ttsctr.merging.merge_pool` does.
     """
+    from ttsctr.training import predict_logits
+
     r = get_rule(rule)
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.int32))
+    x = np.ascontiguousarray(x, dtype=np.int32)
     acc = np.zeros(len(x), dtype=np.float64)
     for group, weight in zip(groups, weights):
-        for i in range(0, len(xt), batch_size):
-            logits = group(xt[i : i + batch_size]).double().numpy()  # (B, M_i) member logits
-            acc[i : i + batch_size] += weight * r.to_space(logits).mean(axis=1)
+        # in the precision the group was trained and measured in (stored in its checkpoint)
+        logits = predict_logits(group, x, batch_size=batch_size).astype(np.float64)  # (N, M_i) member logits
+        acc += weight * r.to_space(logits).mean(axis=1)
     return np.asarray(r.to_prob(acc), dtype=np.float64)
 
 

@@ -13,6 +13,8 @@ import pytest
 import torch
 
 from ttsctr.errors import ConfigError
+from ttsctr.features import FeatureSpec
+from ttsctr.training import GroupModel, MemberSpec, build_group
 from ttsctr.experiment import plan_ensemble
 from ttsctr.merging import MERGE_RULES, member_diversity, merge_pool
 from ttsctr.pipelines.merging import create_pipeline as merging_pipeline
@@ -133,32 +135,38 @@ def test_summary_node_writes_the_report_and_metrics(tmp_path, plans, predictions
     assert "| 4× | 4 | 1 |" in text and "n/a" in text
     json.dumps(metrics, allow_nan=False)
     assert metrics["lr_auc"] == 0.6012 and metrics["bayes_optimal_auc"] == 0.8123
-    assert metrics["d4"]["n_draws_4x"] == 1 and metrics["d4"]["p_ttest_4x"] is None
+    assert metrics["d4"]["n_draws_4x"] == 1 and "p_ttest_4x" not in metrics["d4"]  # undefined: one distinct draw
     assert metrics["d4"]["auc_4x"] == pytest.approx(t1.loc[2, "auc_mean"], rel=1e-12)
-    assert metrics["dg4"]["n_single"] == 4 and metrics["dg4"]["p_delong_2x"] is not None
+    assert metrics["dg4"]["n_single"] == 4 and "p_delong_2x" in metrics["dg4"]
     assert 0 < metrics["d4"]["pairwise_r"] < 1
 
 
 # ---- serving merges with the configured rule ---------------------------------------------------
 
 
-class _FakeGroup(torch.nn.Module):
-    """Stands in for a trained GroupModel: ``forward`` gives (B, M) member logits."""
+SPEC = FeatureSpec(("a", "b", "c"), (4, 4, 4))
 
-    def __init__(self, weights: np.ndarray) -> None:
-        super().__init__()
-        self.w = torch.tensor(weights, dtype=torch.float32)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x.float() - 1.5) @ self.w
+def _group(seeds: tuple[int, ...]) -> GroupModel:
+    """A real group of logistic-regression members with spread-out weights: (B, M) member logits."""
+    group = build_group(SPEC, [MemberSpec("lr", s) for s in seeds])
+    with torch.no_grad():
+        for i, member in enumerate(group.members):
+            member.embedding.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(100 + seeds[i]))
+    return group.eval()
+
+
+def _ids(rng: np.random.Generator, n: int = 200) -> np.ndarray:
+    return (rng.integers(0, 4, size=(n, 3)) + np.array(SPEC.offsets)).astype(np.int32)
 
 
 @pytest.mark.parametrize("rule", ["mean_prob", "mean_logit"])
 def test_served_ensemble_merges_like_the_tables(rule) -> None:
     rng = np.random.default_rng(5)
-    x = rng.integers(0, 4, size=(200, 3)).astype(np.int32)
-    g1, g2 = _FakeGroup(rng.normal(size=(3, 1))), _FakeGroup(rng.normal(size=(3, 2)))
-    logits = np.concatenate([g1(torch.from_numpy(x)).numpy(), g2(torch.from_numpy(x)).numpy()], axis=1).astype(np.float64)
+    x = _ids(rng)
+    g1, g2 = _group((0,)), _group((1, 2))
+    logits = np.concatenate([g1(torch.from_numpy(x)).detach().numpy(), g2(torch.from_numpy(x)).detach().numpy()],
+                            axis=1).astype(np.float64)
     expected = MERGE_RULES[rule](logits)  # Eq. 13 with weights 1/3, 2/3 = the flat merge of the 3 members
     weights = np.array([1 / 3, 2 / 3])
     np.testing.assert_allclose(predict_merged([g1, g2], weights, x, batch_size=64, rule=rule), expected, rtol=1e-12)
@@ -176,9 +184,12 @@ def test_served_rule_is_validated_and_old_models_default_to_mean_prob() -> None:
     with pytest.raises(ConfigError, match="unknown merge rule"):
         MergedEnsembleModel("median")
     old = MergedEnsembleModel.__new__(MergedEnsembleModel)  # unpickled version logged before the rule existed
-    old.encoder = SimpleNamespace(encode_raw_frame=lambda f: np.array(f, dtype=np.int32), field_names=("a",), fields=())
-    g = _FakeGroup(np.array([[1.0, -2.0]]))
+    old.encoder = SimpleNamespace(encode_raw_frame=lambda f: np.array(f, dtype=np.int32), field_names=("a", "b", "c"),
+                                  fields=())
+    g = _group((3, 4))
     old.groups, old.group_weights = [g], np.array([1.0])
-    x = np.array([[0], [3]], dtype=np.int32)
-    served = old.predict(None, pd.DataFrame(x, columns=["a"]))["probability"].to_numpy()
-    np.testing.assert_allclose(served, MERGE_RULES["mean_prob"](g(torch.from_numpy(x)).numpy().astype(np.float64)), rtol=1e-12)
+    x = _ids(np.random.default_rng(1), 2)
+    served = old.predict(None, pd.DataFrame(x, columns=["a", "b", "c"]))["probability"].to_numpy()
+    with torch.no_grad():
+        logits = g(torch.from_numpy(x)).numpy().astype(np.float64)
+    np.testing.assert_allclose(served, MERGE_RULES["mean_prob"](logits), rtol=1e-12)

@@ -22,7 +22,8 @@ protocol's values and applies the other keys on top):
 ``tts4ctr`` — what the paper's official code does in its example run: every member reads the
 training rows in file order (no shuffle; only the initialisation differs between seeds), torch's
 default initialisation, Adam with learning rate 1e-4, batch 4096, no L2, no learning-rate decay
-or clipping, one epoch (stopping at the first epoch that does not improve validation AUC).
+or clipping, one epoch (with more epochs it stops at the first one that does not improve the
+validation AUC: patience 1).
 Running both on the same data shows what the training recipe does to member strength and
 diversity.
 """
@@ -66,9 +67,12 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
 class TrainConfig:
     """Optimisation settings of one group (see the module docstring for the two protocols).
 
-    ``weight_decay`` is Adam's L2 on the dense (non-embedding) parameters;
-    ``embedding_regularizer`` the same on the embedding tables (FuxiCTR's ``net_regularizer`` /
-    ``embedding_regularizer``: a loss term ``λ/2 ||θ||²``, gradient ``λ θ``).
+    ``weight_decay`` is Adam's (coupled) L2 on the dense (non-embedding) parameters;
+    ``embedding_regularizer`` the same on the embedding tables: the gradient ``λ θ`` of FuxiCTR's
+    ``net_regularizer`` / ``embedding_regularizer`` loss term ``λ/2 ||θ||²``, added by Adam after
+    gradient clipping (FuxiCTR clips it with the loss gradient; they differ only when clipping
+    triggers). Members of different backbones with the same seed share their data order; the
+    architecture is their difference.
     ``data_order``: ``member`` — the group's epoch ``e`` visits rows in
     ``default_rng([data_seed, *member_seeds, e])`` order and its dropout masks come from the same
     key, so members of different seeds see different orders and masks; ``shared`` — every group

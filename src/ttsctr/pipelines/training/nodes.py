@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +46,12 @@ def train_group(
     chash = group_config_hash(group, training, model_input_summary["data_version"])
     out = group_dir(paths, dataset, ensemble.name, group.name)
     result_path = out / f"result-{chash}.json"
-    trained_elsewhere = _find_trained(paths, dataset, chash)
-    if result_path.exists():
+    own = json.loads(result_path.read_text()) if result_path.exists() else None
+    if own is not None and Path(own["checkpoint"]).exists():
         log.info("%s/%s already trained with config %s; reusing it", ensemble.name, group.name, chash)
-        result = json.loads(result_path.read_text())
+        result = own
         result["reused"] = True
-    elif trained_elsewhere is not None:
+    elif (trained_elsewhere := _find_trained(paths, dataset, chash)) is not None:
         # Same members, settings and data (the hash covers all three): training is deterministic, so
         # another ensemble's group (e.g. wukong_x16's seed 3 inside wukong_rankmixer_x16) is this group.
         log.info("%s/%s: config %s was trained as %s; reusing it", ensemble.name, group.name, chash, trained_elsewhere.parent)
@@ -86,10 +85,8 @@ def _train(model_input: Path, dataset: str, training: dict[str, Any], group: Gro
     test_split = load_split(model_input, "test")
     config = TrainConfig.from_dict(training)
     model = build_group(spec, group.members, weight_init=config.weight_init)
-    started = time.perf_counter()
     fit = train(model, (train_split.x, train_split.y), (valid_split.x, valid_split.y), config,
                 checkpoint_dir=out / f"checkpoint-{chash}")
-    train_seconds = time.perf_counter() - started
     test_metrics = evaluate(model, test_split.x, test_split.y)  # in the precision training early-stopped in
     checkpoint = out / f"group-{chash}.pt"
     save_group(model, group.members, spec, checkpoint)
@@ -120,7 +117,7 @@ def _train(model_input: Path, dataset: str, training: dict[str, Any], group: Gro
         "test_auc": test_metrics["auc"],
         "test_logloss": test_metrics["logloss"],
         "member_test_auc": test_metrics.get("member_auc"),
-        "train_seconds": train_seconds,
+        "train_seconds": fit.train_seconds,  # all epochs, also across a resume
         "member_costs": member_costs,
     }
 
@@ -148,7 +145,8 @@ def _track(result: dict[str, Any], dataset: str, ensemble: EnsemblePlan, group: 
         mlflow.log_metrics({k: float(v) for k, v in final.items() if v is not None})
         # A jointly trained member was fitted to be averaged with its group (Eq. 11): it is no
         # single model, so only independently trained members are registered one by one.
-        if registry.get("register_members", True) and len(group.members) == 1:
+        # A group reused from another ensemble was registered with that ensemble: same weights.
+        if registry.get("register_members", True) and len(group.members) == 1 and "reused_from" not in result:
             _register_members(result, dataset, ensemble, group, model_input)
 
 
