@@ -194,7 +194,7 @@ def resolve_raw_source(
 def ensure_synthetic(path: str, generate: dict[str, Any]) -> None:
     """Generate the embedded default click log unless one with the same settings is there."""
     meta_path = Path(f"{path}.meta.json")
-    wanted = {"n_rows": int(generate.get("n_rows", 80_000)), "seed": int(generate.get("seed", 0))}
+    wanted = {"n_rows": int(generate.get("n_rows", 120_000)), "seed": int(generate.get("seed", 0))}
     if Path(path).exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
         # a file of an older generator has other planted signal: regenerate rather than reuse it
