@@ -71,16 +71,16 @@ def fit_logistic_regression(
         keep = np.sort(np.random.default_rng(seed).choice(len(y_tr), size=max_train_rows, replace=False))
         x_tr, y_tr = x_tr[keep], y_tr[keep]
     a_tr, a_va, a_te = (one_hot(np.asarray(x), num_features) for x in (x_tr, valid[0], test[0]))
-    best: tuple[float, float, LogisticRegression] | None = None
+    best: tuple[float, float, LogisticRegression, np.ndarray] | None = None
     for c in c_grid:
         model = LogisticRegression(C=float(c), solver="liblinear", max_iter=1000, random_state=seed)
         model.fit(a_tr, np.asarray(y_tr))
-        auc = roc_auc(valid[1], model.predict_proba(a_va)[:, 1])
+        p_va = model.predict_proba(a_va)[:, 1]
+        auc = roc_auc(valid[1], p_va)
         if best is None or auc > best[0]:
-            best = (auc, float(c), model)
+            best = (auc, float(c), model, p_va)
     assert best is not None
-    valid_auc, c, model = best
-    p_va = model.predict_proba(a_va)[:, 1]
+    valid_auc, c, model, p_va = best
     p_te = model.predict_proba(a_te)[:, 1]
     return LogisticReference(
         C=c,

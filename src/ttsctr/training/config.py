@@ -39,11 +39,11 @@ from typing import Any, ClassVar, Literal, Mapping
 import numpy as np
 
 from ttsctr.errors import ConfigError
+from ttsctr.layers.init import WEIGHT_INIT_SCHEMES
 
 __all__ = ["TrainConfig", "PROTOCOLS", "DATA_ORDERS"]
 
 DATA_ORDERS = ("member", "shared", "file")
-_INIT_SCHEMES = ("xavier_normal", "xavier_uniform", "torch_default")
 
 PROTOCOLS: dict[str, dict[str, Any]] = {
     "reference": {},
@@ -140,8 +140,8 @@ class TrainConfig:
                 raise ConfigError(f"TrainConfig.lr_decay_factor must be in (0, 1) or null, got {self.lr_decay_factor!r}")
         if self.data_order not in DATA_ORDERS:
             raise ConfigError(f"TrainConfig.data_order must be one of {list(DATA_ORDERS)}, got {self.data_order!r}")
-        if self.weight_init not in _INIT_SCHEMES:
-            raise ConfigError(f"TrainConfig.weight_init must be one of {list(_INIT_SCHEMES)}, got {self.weight_init!r}")
+        if self.weight_init not in WEIGHT_INIT_SCHEMES:
+            raise ConfigError(f"TrainConfig.weight_init must be one of {list(WEIGHT_INIT_SCHEMES)}, got {self.weight_init!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"TrainConfig.precision must be 'fp32' or 'bf16', got {self.precision!r}")
         self.progress = bool(self.progress)

@@ -22,6 +22,7 @@ import pandas as pd
 from ttsctr import tracking
 from ttsctr.data.io import atomic_file
 from ttsctr.experiment import EnsemblePlan
+from ttsctr.pipelines.merging.nodes import DIVERSITY_SPLIT
 from ttsctr.reporting import experiment_markdown, logistic_numbers, metrics_json
 from ttsctr.serving import log_ensemble_model
 
@@ -115,7 +116,7 @@ def summarise_experiment(model_input_summary: dict[str, Any], paths: dict[str, A
         references={n: getattr(e, "baseline", None) for n, e in zip(names, ensembles)},
         grouping={e.name: {s: e.group_size for s in e.scales} for e in ensembles},
         registered=[r for rep in reports for r in rep.get("registered", [])],
-        diversity_split="validation",
+        diversity_split=DIVERSITY_SPLIT,
     )
     out = Path(paths["reporting"]) / dataset / "scaling_tables.md"
     with atomic_file(out) as tmp:
