@@ -204,7 +204,7 @@ def plan_experiment(tts_params: Mapping[str, Any], names: Sequence[str] | str | 
                     f"ensemble {name!r}: baseline {plan.baseline!r} is not defined in ensemble_catalog: {sorted(catalog)}"
                 )
             base = plans.get(plan.baseline) or plan_ensemble(plan.baseline, catalog[plan.baseline], defaults)
-            _check_baseline(plan, base)
+            check_baseline(plan, base)
             if base.name not in {p.name for p in ordered}:
                 ordered.append(base)
         if plan.name not in {p.name for p in ordered}:
@@ -212,12 +212,15 @@ def plan_experiment(tts_params: Mapping[str, Any], names: Sequence[str] | str | 
     return ordered
 
 
-def _check_baseline(plan: EnsemblePlan, base: EnsemblePlan) -> None:
+def check_baseline(plan: EnsemblePlan, base: EnsemblePlan) -> None:
+    """Refuse a baseline that is not the same backbones trained independently."""
     where = f"ensemble {plan.name!r}: baseline {base.name!r}"
     if base.group_size != 1:
-        raise ConfigError(f"{where} must be trained independently (group_size 1), it has group_size {base.group_size}")
+        raise ConfigError(
+            f"{where} must train the same backbones independently (group_size 1), it has group_size {base.group_size}"
+        )
     if base.backbones != plan.backbones:
-        raise ConfigError(f"{where} has backbones {list(base.backbones)}, the ensemble {list(plan.backbones)}")
+        raise ConfigError(f"{where} must train the same backbones {list(plan.backbones)}; it has {list(base.backbones)}")
     if base.baseline is not None:
         raise ConfigError(f"{where} has a baseline of its own; baselines do not chain")
 

@@ -18,7 +18,7 @@ from ttsctr.merging.diversity import MemberDiversity, member_diversity
 from ttsctr.merging.pool import MemberPool, _check_seed, _draw_groups, _Evaluator, distinct_draws
 from ttsctr.merging.rules import MergeRule, get_rule
 from ttsctr.merging.significance import delong_components, delong_contrast, ttest_two_sided
-from ttsctr.metrics import log_loss, roc_auc
+from ttsctr.metrics import log_loss
 
 __all__ = ["SCALING_COLUMNS", "scaling_table"]
 
@@ -79,9 +79,9 @@ class _Scored:
         v10 = v01 = None
         for rows in group_sets:
             p = ev.merged(np.asarray(rows))
-            aucs.append(roc_auc(ev.labels, p))
+            auc, a, b = delong_components(ev.labels, p)  # midrank AUC: the same number as roc_auc, one sort
+            aucs.append(float(auc[0]))
             lls.append(log_loss(ev.labels, p))
-            _, a, b = delong_components(ev.labels, p)
             v10 = a[0] if v10 is None else v10 + a[0]
             v01 = b[0] if v01 is None else v01 + b[0]
         k = float(len(aucs))

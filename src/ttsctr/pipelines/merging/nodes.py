@@ -16,7 +16,7 @@ import pandas as pd
 
 from ttsctr.data.io import atomic_file
 from ttsctr.errors import ConfigError
-from ttsctr.experiment import EnsemblePlan
+from ttsctr.experiment import EnsemblePlan, check_baseline
 from ttsctr.merging import MemberPool, scaling_table
 from ttsctr.reporting import ensemble_markdown, logistic_numbers, scaling_plot
 
@@ -58,14 +58,6 @@ def load_member_pool(manifests: list[dict[str, Any]], split: str, ensemble: Ense
     )
 
 
-def _check_baseline(ensemble: EnsemblePlan, baseline: EnsemblePlan) -> None:
-    if baseline.group_size != 1 or tuple(baseline.backbones) != tuple(ensemble.backbones):
-        raise ConfigError(
-            f"{ensemble.name}: baseline {baseline.name!r} must train the same backbones {list(ensemble.backbones)} "
-            f"independently (group_size 1); it has {list(baseline.backbones)} with group_size {baseline.group_size}"
-        )
-
-
 def merge_ensemble(model_input_summary: dict[str, Any], merging: dict[str, Any], paths: dict[str, Any],
                    logistic_reference: dict[str, Any] | None, *manifests: dict[str, Any],
                    ensemble: EnsemblePlan, baseline: EnsemblePlan | None = None) -> pd.DataFrame:
@@ -83,7 +75,7 @@ def merge_ensemble(model_input_summary: dict[str, Any], merging: dict[str, Any],
     valid = pool if split == DIVERSITY_SPLIT else load_member_pool(own, DIVERSITY_SPLIT, ensemble)
     reference = None
     if baseline is not None:
-        _check_baseline(ensemble, baseline)
+        check_baseline(ensemble, baseline)
         reference = load_member_pool(ref, split, baseline)
     table = scaling_table(pool, scales=ensemble.scales, draws=ensemble.draws, seed=int(merging.get("seed", 0)),
                           rule=ensemble.merge_rule, alpha=float(merging.get("alpha", 0.05)),

@@ -87,7 +87,8 @@ def _train(model_input: Path, dataset: str, training: dict[str, Any], group: Gro
     model = build_group(spec, group.members, weight_init=config.weight_init)
     fit = train(model, (train_split.x, train_split.y), (valid_split.x, valid_split.y), config,
                 checkpoint_dir=out / f"checkpoint-{chash}")
-    test_metrics = evaluate(model, test_split.x, test_split.y)  # in the precision training early-stopped in
+    # in the precision training early-stopped in
+    test_metrics = evaluate(model, test_split.x, test_split.y, batch_size=config.eval_batch_size)
     checkpoint = out / f"group-{chash}.pt"
     save_group(model, group.members, spec, checkpoint)
     member_costs = []
