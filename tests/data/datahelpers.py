@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
+import numpy as np
 import pytest
+
+from ttsctr.data.preprocess import preprocess
+from ttsctr.data.readers import RawReader, get_reader, synthetic_sidecar_paths
+from ttsctr.errors import DataFormatError
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -89,3 +94,74 @@ def make_movielens_dir(tmp_path: Path) -> Path:
     ).encode("latin-1")
     write(d / "u.item", item)
     return d
+
+
+def run_failing(
+    dataset: str | RawReader, raw: Path, tmp_path: Path, *, about: Path | None = None, **params
+) -> DataFormatError:
+    """Preprocess ``raw``; assert it fails with a DataFormatError that names the file it is about
+    (``raw``, or the side file ``about``) and leaves nothing behind."""
+    out = tmp_path / "out"
+    with pytest.raises(DataFormatError) as exc:
+        preprocess(dataset, raw, out, {"min_count": 1, **params}, progress=False)
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")], "temporary output left behind"
+    err = exc.value
+    named = str(about if about is not None else raw)
+    assert err.path == named and str(err).startswith(named), f"the error names {err.path!r}, not {named!r}: {err}"
+    return err
+
+
+# ---- every raw file of every format, and its integer columns ----------------------------------
+DELIMITERS = {"train.txt": b"\t", "s.txt": b"\t", "a.csv": b",", "k.txt": b"\t", "profile.txt": b"\t",
+              "u.data": b"\t", "u.user": b"|", "u.item": b"|"}  # fmt: skip
+
+# file name -> 0-based indexes of its columns read as integers (labels included)
+INTEGER_COLUMNS = {
+    "train.txt": range(14),  # label, I1..I13
+    "s.txt": range(14),
+    "a.csv": (1, 2),  # click, hour
+    "k.txt": (0, 1),  # Click, Impression (UserID is text, parsed only to join the profile)
+    "profile.txt": (0,),  # UserID
+    "u.data": range(4),  # user_id, item_id, rating, timestamp
+    "u.user": (0,),  # user_id
+    "u.item": (0, *range(5, 24)),  # movie_id, 19 genre flags
+}
+
+
+def make_dataset(root: Path, dataset: str) -> tuple[RawReader, Path]:
+    """(reader, raw path) for small valid files of ``dataset`` in the new directory ``root``.
+
+    Every side file is used too: kdd12 gets a user profile, synthetic its probabilities, the
+    MovieLens files are ``u.data``, ``u.user`` (gzip) and ``u.item`` (ISO-8859-1). An Avazu header
+    makes file line numbers differ from row numbers.
+    """
+    root.mkdir()
+    if dataset == "criteo":
+        return get_reader("criteo"), write(root / "train.txt", criteo_text(CRITEO_ROWS))
+    if dataset == "synthetic":
+        raw = write(root / "s.txt", criteo_text(CRITEO_ROWS))
+        np.save(synthetic_sidecar_paths(raw)[0], np.linspace(0.1, 0.9, len(CRITEO_ROWS), dtype=np.float32))
+        return get_reader("synthetic"), raw
+    if dataset == "avazu":
+        return get_reader("avazu"), write(root / "a.csv", "\n".join([AVAZU_HEADER, *AVAZU_ROWS]) + "\n")
+    if dataset == "kdd12":
+        profile = write(root / "profile.txt", "\n".join(KDD12_PROFILE) + "\n")
+        return get_reader("kdd12", user_profile=profile), write(root / "k.txt", "\n".join(KDD12_ROWS) + "\n")
+    if dataset == "movielens":
+        return get_reader("movielens"), make_movielens_dir(root) / "u.data"
+    raise ValueError(dataset)
+
+
+def rewrite_cells(path: Path, change: Callable[[int, int, bytes], bytes]) -> None:
+    """Replace every cell of the delimited file ``path`` (plain or gzip, kept so) with
+    ``change(1-based line, 0-based column, cell)``."""
+    data = path.read_bytes()
+    gz = data.startswith(b"\x1f\x8b")
+    sep = DELIMITERS[path.name]
+    lines = (gzip.decompress(data) if gz else data).split(b"\n")
+    out = [
+        sep.join(change(no, col, cell) for col, cell in enumerate(line.split(sep))) if line else line
+        for no, line in enumerate(lines, 1)
+    ]
+    write(path, b"\n".join(out), gz=gz)

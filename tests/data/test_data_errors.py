@@ -3,28 +3,33 @@ was expected, and preprocessing leaves no partial output (new out_dir absent, ol
 
 from __future__ import annotations
 
+import ctypes
 import gzip
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
-from datahelpers import AVAZU_HEADER, AVAZU_ROWS, CRITEO_ROWS, KDD12_ROWS, criteo_line, criteo_text, write
+from datahelpers import (
+    AVAZU_HEADER,
+    AVAZU_ROWS,
+    CRITEO_ROWS,
+    KDD12_ROWS,
+    criteo_line,
+    criteo_text,
+    make_dataset,
+    run_failing,
+    write,
+)
 from ttsctr.data.preprocess import preprocess
-from ttsctr.data.readers import get_reader
+from ttsctr.data.readers import CriteoReader, get_reader, synthetic_sidecar_paths
 from ttsctr.errors import ConfigError, DataFormatError
-
-
-def run_failing(dataset: str, raw: Path, tmp_path: Path, **params) -> DataFormatError:
-    """Preprocess ``raw``; assert it fails with DataFormatError and leaves nothing behind."""
-    out = tmp_path / "out"
-    with pytest.raises(DataFormatError) as exc:
-        preprocess(dataset, raw, out, {"min_count": 1, **params}, progress=False)
-    assert not out.exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")], "temporary output left behind"
-    err = exc.value
-    assert str(raw) in str(err) or err.path != str(raw)  # the message names the file it is about
-    return err
 
 
 def lines_with(bad_line: str, at: int, n: int = 4) -> str:
@@ -128,6 +133,23 @@ def test_invalid_utf8_in_a_categorical_value(tmp_path: Path) -> None:
     assert (err.line, err.field) == (3, "C3") and "invalid UTF-8" in err.found and "UTF-8" in err.expected
 
 
+def test_carriage_return_inside_a_line(tmp_path: Path) -> None:
+    """pyarrow ends a line at a lone \\r (the field count then breaks); the rescan names where it is."""
+    bad = CRITEO_ROWS[0].replace("80e26c9b", "80e2\r6c9b")
+    raw = write(tmp_path / "cr.txt", criteo_text([CRITEO_ROWS[1], bad, CRITEO_ROWS[2]]).replace("\n", "\r\n"))
+    err = run_failing("criteo", raw, tmp_path)
+    assert (err.line, err.field) == (2, "C2") and "carriage return" in err.found and "'80e2\\r6c9b'" in err.found
+
+
+def test_unexplained_parse_error_names_the_block(tmp_path: Path, criteo_file: Path) -> None:
+    """When the rescan finds no bad line, the message still says where the failing block starts
+    (it used to say 'after line 0')."""
+    exc = pa.ArrowInvalid("In CSV column #7: something new")
+    err = CriteoReader._source._diagnose(criteo_file, exc, start_line=3, block_bytes=4096)
+    assert err.path == str(criteo_file) and "line 0" not in str(err)
+    assert "the parse block of up to 4096 bytes that starts at line 3" in err.found and "something new" in err.found
+
+
 # ---- numeric values ---------------------------------------------------------------------------
 @pytest.mark.parametrize("value", ["1.5", "abc", "99999999999999999999"])
 def test_non_integer_numeric_value(tmp_path: Path, value: str) -> None:
@@ -160,14 +182,114 @@ def test_unknown_dataset_name(tmp_path: Path, criteo_file: Path) -> None:
 
 def test_missing_sidecars(tmp_path: Path, movielens_dir: Path) -> None:
     raw = write(tmp_path / "s.txt", criteo_text(CRITEO_ROWS))
-    err = run_failing("synthetic", raw, tmp_path)
-    assert err.path.endswith("s.txt.proba.npy") and err.found == "no such file"
-    np.save(tmp_path / "s.txt.proba.npy", np.full(3, 0.5, np.float32))  # 3 probabilities for 4 rows
-    err = run_failing("synthetic", raw, tmp_path)
+    proba, _ = synthetic_sidecar_paths(raw)
+    err = run_failing("synthetic", raw, tmp_path, about=proba)
+    assert err.found == "no such file"
+    np.save(proba, np.full(3, 0.5, np.float32))  # 3 probabilities for 4 rows
+    err = run_failing("synthetic", raw, tmp_path, about=proba)
     assert "3 probabilities" in err.found
     (movielens_dir / "u.user").unlink()  # (gzip content under the plain name)
-    err = run_failing("movielens", movielens_dir / "u.data", tmp_path)
-    assert err.path.endswith("u.user") and "no such file" in err.found
+    err = run_failing("movielens", movielens_dir / "u.data", tmp_path, about=movielens_dir / "u.user")
+    assert "no such file" in err.found
+
+
+# ---- unreadable files -------------------------------------------------------------------------
+PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2  # linux/prctl.h, linux/capability.h
+
+READ_IN_CHILD = """
+import json, sys
+from ttsctr.data.preprocess import preprocess
+from ttsctr.data.readers import get_reader
+from ttsctr.errors import DataFormatError
+
+for case in json.loads(sys.argv[1]):
+    reader = get_reader(case["dataset"], **case["options"])
+    try:
+        if case["out"]:
+            preprocess(reader, case["raw"], case["out"], {"min_count": 1}, progress=False)
+        else:
+            reader.read_all(case["raw"])
+    except DataFormatError as err:
+        print(json.dumps({"path": err.path, "found": err.found, "expected": err.expected, "message": str(err)}))
+    else:
+        print(json.dumps(None))
+"""
+
+
+def bound_by_file_modes() -> Callable[[], None] | None:
+    """A ``preexec_fn`` under which a child really gets "permission denied" for a mode-000 file.
+
+    root reads any file (CAP_DAC_OVERRIDE), and the interpreter may sit where an unprivileged uid
+    cannot execute it (/root), so a root child keeps its uid but loses CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH from its capability bounding set: after exec it no longer has them.
+    """
+    if os.geteuid() != 0:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def drop() -> None:
+        for cap in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
+            if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+    return drop
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="needs POSIX file modes")
+def test_unreadable_files_name_the_path_and_permission(tmp_path: Path) -> None:
+    """A raw or side file this user may not read (mode 000, or below a directory it may not
+    search) is a DataFormatError naming that file, not a PermissionError traceback."""
+    cases, locked = [], []
+
+    def case(dataset: str, unreadable: str, *, via_preprocess: bool = True) -> Path:
+        reader, raw = make_dataset(tmp_path / f"{dataset}-{len(cases)}", dataset)
+        target = raw.parent / unreadable
+        out = raw.parent / "out" if via_preprocess else None
+        cases.append({"dataset": dataset, "options": reader.options, "raw": str(raw), "out": str(out) if out else None})
+        locked.append(target)
+        return target
+
+    expected = [
+        case("criteo", "train.txt"),
+        case("avazu", "a.csv"),  # read first for its header
+        case("kdd12", "profile.txt"),
+        case("movielens", "u.user"),
+        case("synthetic", "s.txt.proba.npy"),
+    ]
+    hidden = tmp_path / "criteo-hidden"
+    hidden.mkdir()
+    _, raw = make_dataset(hidden / "inner", "criteo")
+    cases.append({"dataset": "criteo", "options": {}, "raw": str(raw), "out": None})  # stat fails too
+    locked.append(hidden)
+    expected.append(raw)
+    for path in locked:
+        path.chmod(0)
+    try:
+        preexec = bound_by_file_modes()
+        try:
+            probe = subprocess.run([sys.executable, "-c", "import sys; open(sys.argv[1], 'rb')", str(locked[0])],
+                                   preexec_fn=preexec, capture_output=True, text=True)  # fmt: skip
+        except subprocess.SubprocessError as exc:
+            pytest.skip(f"running as root and cannot drop CAP_DAC_OVERRIDE (prctl refused: {exc}), so file modes do not apply")
+        if probe.returncode == 0:
+            pytest.skip("this user reads mode-000 files (capabilities or an LSM override file modes)")
+        assert "PermissionError" in probe.stderr
+        run = subprocess.run([sys.executable, "-c", READ_IN_CHILD, json.dumps(cases)],
+                             preexec_fn=preexec, capture_output=True, text=True, timeout=300)  # fmt: skip
+    finally:
+        for path in locked:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    assert run.returncode == 0, run.stderr
+    errors = [json.loads(line) for line in run.stdout.splitlines()]
+    assert len(errors) == len(cases)
+    for err, path, c in zip(errors, expected, cases):
+        assert err is not None, f"{path}: read without error"
+        assert err["path"] == str(path) and err["message"].startswith(str(path))
+        assert err["found"] == f"a file this user (uid {os.geteuid()}) may not read (permission denied)"
+        assert err["expected"].endswith("readable by this user (check the mode and owner of the file and its directories)")
+        if c["out"]:
+            assert not Path(c["out"]).exists()
+    assert "Criteo" in errors[0]["expected"] and "sidecar" in errors[4]["expected"]
 
 
 # ---- the previous output survives a failed run ------------------------------------------------

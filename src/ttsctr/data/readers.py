@@ -12,7 +12,19 @@ Parsing is pyarrow's multi-threaded CSV reader (``open_csv``, quoting disabled);
 derived columns are vectorised. When pyarrow rejects a block (wrong field count, a value that does
 not convert, invalid UTF-8) the reader rescans the lines of that block in Python -- only on that
 error path -- to report the 1-based line number, the field, the value found and what was expected
-as a :class:`~ttsctr.errors.DataFormatError`.
+as a :class:`~ttsctr.errors.DataFormatError`. A raw file that is missing, a directory or not
+readable by this user (permission denied) is a DataFormatError naming it too.
+
+What a numeric field or a label may look like: exactly what pyarrow's CSV integer conversion
+accepts, read as the number it denotes -- spaces and TABs around the value are ignored, leading
+zeros too (`` 5``, ``5 ``, ``05`` and ``5`` are all 5; label `` 1`` or ``01`` is 1; ``-0`` is 0),
+and ``0x``/``0X`` with at most 16 hex digits (2 for a label) is read as a two's-complement bit
+pattern (``0x10`` is 16, ``0xFFFFFFFFFFFFFFFF`` is -1). Rejected, with line and field: a ``+``
+sign, a decimal point or exponent (``1.0``, ``1e3``), digit separators, other whitespace (vertical
+tab, form feed), a field of blanks only, non-ASCII digits and values outside int64 (for a label:
+anything but 0 or 1). An empty field is a missing value where the format allows one. Categorical
+fields are text, taken verbatim (`` a`` and ``a`` are different values). A carriage return ends a
+line for pyarrow, so one inside a line (not just before its line feed) is rejected too.
 
 Formats (see the docstring of each reader): ``criteo``, ``avazu``, ``kdd12``, ``movielens``,
 ``synthetic``.
@@ -20,6 +32,7 @@ Formats (see the docstring of each reader): ``criteo``, ``avazu``, ``kdd12``, ``
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,8 +63,9 @@ __all__ = [
 
 LABEL = "label"
 PARSE_BLOCK_BYTES = 4 << 20  # pyarrow parses 4 MiB blocks ~2-3x faster than 64 MiB ones
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_INT_RE = re.compile(rb"^[+-]?[0-9]+$")
+_INT_PADDING = b" \t"  # what pyarrow's CSV integer conversion trims around a value
+_DECIMAL_RE = re.compile(rb"-?[0-9]+")
+_HEX_RE = re.compile(rb"0[xX]([0-9a-fA-F]+)")
 
 
 @dataclass(frozen=True)
@@ -86,14 +100,32 @@ def detect_compression(path: str | Path) -> str | None:
     return None
 
 
+def _permission_denied(path: str | Path, what: str) -> DataFormatError:
+    return DataFormatError(
+        path,
+        found=f"a file this user (uid {os.geteuid()}) may not read (permission denied)",
+        expected=f"{what}, readable by this user (check the mode and owner of the file and its directories)",
+    )
+
+
 def _check_exists(path: str | Path, what: str) -> Path:
+    """``path`` as a Path once it is a regular file this user may read, else the DataFormatError saying why.
+
+    Read permission is tried by opening the file (the mode bits say nothing about root, ACLs or
+    read-only mounts), after the stat checks: opening a FIFO would block.
+    """
     if path is None:
         raise ConfigError(f"no raw path given; expected {what}")
     p = Path(path)
-    if not p.exists():
-        raise DataFormatError(p, found="no such file", expected=what)
-    if not p.is_file():
-        raise DataFormatError(p, found="a directory or special file", expected=what)
+    try:
+        if not p.exists():
+            raise DataFormatError(p, found="no such file", expected=what)
+        if not p.is_file():
+            raise DataFormatError(p, found="a directory or special file", expected=what)
+        with open(p, "rb"):
+            pass
+    except PermissionError:  # from open, or from stat when a directory above is not searchable
+        raise _permission_denied(p, what) from None
     return p
 
 
@@ -201,8 +233,42 @@ def _valid_yymmddhh(v: int) -> bool:
     return True
 
 
-def _check_value(check: str, raw: bytes, encoding: str) -> str | None:
-    """None if ``raw`` passes ``check``, else a description of what was found."""
+def _parse_int(raw: bytes, bits: int) -> int | None:
+    """The integer pyarrow's CSV conversion to a ``bits``-bit signed integer reads from ``raw``, or
+    None where that conversion fails.
+
+    The rescan uses this rule so that it flags exactly the values pyarrow rejected (probed on
+    pyarrow 25; tests/data/test_data_integers.py compares it with pyarrow value by value): spaces and
+    TABs around the value are trimmed; then either decimal digits with an optional ``-`` (no ``+``),
+    any leading zeros, within the type's range; or ``0x``/``0X`` and at most ``bits / 4`` hex digits,
+    read as a two's-complement bit pattern.
+    """
+    text = raw.strip(_INT_PADDING)
+    if _DECIMAL_RE.fullmatch(text):
+        value = int(text)
+        return value if -(1 << (bits - 1)) <= value < 1 << (bits - 1) else None
+    hex_digits = _HEX_RE.fullmatch(text)
+    if hex_digits is None or len(hex_digits[1]) > bits // 4:
+        return None
+    value = int(hex_digits[1], 16)
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def _not_an_integer(raw: bytes, bits: int) -> str:
+    """What the rescan reports for a value :func:`_parse_int` rejects."""
+    text = raw.strip(_INT_PADDING)
+    if text == b"":
+        return f"only blanks {_show(raw)}"
+    if text.startswith(b"+"):
+        return f"{_show(raw)} (a '+' sign is not accepted)"
+    if _DECIMAL_RE.fullmatch(text):
+        return f"{_show(raw)} (out of the int{bits} range)"
+    return _show(raw)
+
+
+def _check_value(col: _Col, raw: bytes, encoding: str) -> str | None:
+    """None if ``raw`` passes ``col``'s check, else a description of what was found."""
+    check = col.check
     if check in ("str", "str_req"):
         try:
             raw.decode(encoding)
@@ -213,11 +279,9 @@ def _check_value(check: str, raw: bytes, encoding: str) -> str | None:
         return None
     if raw == b"":
         return None if check == "int" else "an empty field"
-    if not _INT_RE.match(raw):
-        return _show(raw)
-    v = int(raw)
-    if not (_INT64_MIN <= v <= _INT64_MAX):
-        return f"{_show(raw)} (out of the int64 range)"
+    v = _parse_int(raw, col.type.bit_width)
+    if v is None:
+        return _not_an_integer(raw, col.type.bit_width)
     if check == "label01" and v not in (0, 1):
         return _show(raw)
     if check == "nonneg" and v < 0:
@@ -226,7 +290,7 @@ def _check_value(check: str, raw: bytes, encoding: str) -> str | None:
         return _show(raw)
     if check == "rating" and not (1 <= v <= 5):
         return _show(raw)
-    if check == "yymmddhh" and (len(raw) != 8 or not _valid_yymmddhh(v)):
+    if check == "yymmddhh" and not _valid_yymmddhh(v):
         return _show(raw)
     return None
 
@@ -284,9 +348,15 @@ class _DelimitedSource:
                 f"{len(self.columns)} fields ({', '.join(self.names[:4])}, ...)",
             )
         for col, raw in zip(self.columns, fields):
+            if b"\r" in raw:
+                return (
+                    col.name,
+                    f"a carriage return inside the line, in {_show(raw)}",
+                    "\\r only right before the line feed (pyarrow ends a line at any \\r)",
+                )
             if self.include is not None and col.name not in self.include and col.check.startswith("str"):
                 continue
-            found = _check_value(col.check, raw, self.encoding)
+            found = _check_value(col, raw, self.encoding)
             if found is not None:
                 return col.name, found, _CHECK_EXPECT[col.check]
         if self.line_check is not None:
@@ -326,7 +396,9 @@ class _DelimitedSource:
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             raise self._diagnose(path, exc, header_lines + rows + 1, block_bytes) from None
         except (OSError, EOFError, pa.ArrowException) as exc:
-            if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            if isinstance(exc, PermissionError):  # its mode changed since _check_exists
+                raise _permission_denied(path, self.what) from None
+            if isinstance(exc, (FileNotFoundError, IsADirectoryError)):  # replaced since _check_exists
                 raise
             where = f" after line {header_lines + rows}" if rows else ""
             raise DataFormatError(
@@ -351,13 +423,14 @@ class _DelimitedSource:
         err = self.scan(path, start_line)
         if err is not None:
             return err
+        block = f"the parse block of up to {block_bytes} bytes that starts at line {start_line}"
         if "straddl" in msg:
             return DataFormatError(
                 path,
-                found=f"a line longer than the parse block ({block_bytes} bytes) after line {start_line - 1}",
+                found=f"a line longer than {block}",
                 expected=f"lines shorter than {block_bytes} bytes (chunk_bytes below {PARSE_BLOCK_BYTES} limits the block)",
             )
-        return DataFormatError(path, found=f"data pyarrow cannot parse after line {start_line - 1} ({msg})", expected=self.what)
+        return DataFormatError(path, found=f"data pyarrow cannot parse in {block} ({msg})", expected=self.what)
 
     def read_all(self, path: str | Path, *, header_lines: int = 0) -> tuple[pa.Table, Path]:
         path = _check_exists(path, self.what)
@@ -551,10 +624,7 @@ class SyntheticReader(CriteoReader):
     def _iter_tables(self, path: str | Path, block_bytes: int) -> Iterator[pa.Table]:
         _check_exists(path, "a synthetic click log written by generate_synthetic()")
         proba_path, _ = synthetic_sidecar_paths(path)
-        if not proba_path.is_file():
-            raise DataFormatError(
-                proba_path, found="no such file", expected=f"the true-probability sidecar of {path} (generate_synthetic writes it)"
-            )
+        _check_exists(proba_path, f"the true-probability sidecar of {path} (generate_synthetic writes it)")
         try:
             proba = np.load(proba_path, mmap_mode="r")
         except (ValueError, OSError) as exc:
@@ -642,7 +712,7 @@ _KDD12_FEATURES = KDD12_COLUMNS[2:]
 
 
 def _kdd_click_le_impression(fields: list[bytes]) -> tuple[str, str, str] | None:
-    click, imp = int(fields[0]), int(fields[1])
+    click, imp = _parse_int(fields[0], 64), _parse_int(fields[1], 64)  # both passed their column checks
     if click > imp:
         return "Click", f"Click={click} > Impression={imp}", "Click <= Impression"
     return None
@@ -750,14 +820,22 @@ class KDD12Reader(RawReader):
 
     @staticmethod
     def _user_ids(path: Path, col: pa.Array, first: int) -> np.ndarray:
+        """The UserID column (text: it is also a categorical field) as the integers to join the profile
+        on, read like the profile's int64 UserID column (see :func:`_parse_int`): the cast parses
+        the same way once the padding is trimmed."""
         txt = pc.fill_null(col, "")
-        ok = pc.match_substring_regex(txt, r"^[+-]?[0-9]{1,18}$").to_numpy(zero_copy_only=False)
-        i = _first_bad(~ok)
-        if i is not None:
-            raise DataFormatError(
-                path, line=first + i, field="UserID", found=_show(txt[i].as_py()), expected="an integer UserID (to join user_profile)"
-            )
-        return pc.cast(txt, pa.int64()).to_numpy()
+        try:
+            return pc.cast(pc.utf8_trim(txt, _INT_PADDING.decode()), pa.int64()).to_numpy()
+        except pa.ArrowInvalid:
+            pass
+        i, value = next((i, v) for i, v in enumerate(txt.to_pylist()) if _parse_int(v.encode(), 64) is None)
+        raise DataFormatError(
+            path,
+            line=first + i,
+            field="UserID",
+            found="an empty field" if value == "" else _not_an_integer(value.encode(), 64),
+            expected="an integer UserID (to join user_profile)",
+        )
 
 
 # ---- MovieLens 100K ----------------------------------------------------------------------------
