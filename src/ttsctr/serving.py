@@ -7,21 +7,35 @@ member, merges with the ensemble's configured rule (:data:`ttsctr.merging.MERGE_
 group and across groups weighted by group size (Eq. 13) — the same merge as the scaling tables —
 and returns one probability per row.
 
-Serve it with ``mlflow models serve -m models:/ttsctr-<dataset>-<ensemble>/<version> --env-manager local``
-(with the venv's ``bin`` on ``PATH``: MLflow starts ``uvicorn`` by name).
-Bad requests (no rows, missing or extra columns, wrong types) become HTTP 400 with a message naming
-the columns, never a crash of the server.
+Serve it with ``ttsctr-serve -m models:/ttsctr-<dataset>-<ensemble>/<version>`` (``ttsctr.serve``):
+MLflow's own scoring app (``mlflow.pyfunc.scoring_server``, the app ``mlflow models serve
+--env-manager local`` runs, same routes and error format) behind :mod:`ttsctr.http_guard`, which
+answers before any JSON parsing: 413 for a body above ``--max-body-bytes`` (default 16 MiB), 400
+for JSON nested deeper than ``--max-depth`` (default 32) -- plain ``mlflow models serve`` answers
+a ~1,000-deep body with a RecursionError and HTTP 500 -- and 400 for ``NaN``/``Infinity`` literals.
+Bad requests (no rows, missing, extra or duplicated columns, wrong types) become HTTP 400 with a
+message naming the columns, never a crash of the server.
 
-Request contract (what MLflow's JSON parsing hands to :meth:`MergedEnsembleModel.predict`):
+Request contract (JSON, UTF-8; what MLflow's JSON parsing hands to :meth:`MergedEnsembleModel.predict`):
 
 * numeric fields: JSON integers, integral floats, or ``null``; a string (``"abc"``, ``"25"``), a
-  fractional number or a bool is rejected;
+  fractional number, a bool or an integer outside int64 (``2**70``) is rejected;
 * categorical fields: JSON strings exactly as in the raw file (``"68fd1e64"``), or ``null``. JSON
   numbers are **not** converted to text: a number has no unique text form (``"0144"`` vs ``144``,
   ``"1"`` vs ``1.0``), so converting would silently turn a known value into an unseen one (OOV)
   and answer a wrong probability with 200. The client gets a 400 naming the field instead;
+* missing is ``null``, never ``NaN``: JSON has no NaN, and ``NaN``/``Infinity``/``-Infinity``
+  literals (which Python's ``json`` writes for float NaN/inf) are a 400 from the guard. In the
+  model, a float NaN in a categorical field is a number like ``12345`` (400 naming the field).
+  How MLflow's parsing (pandas) hands values over, in ``dataframe_records`` and
+  ``dataframe_split`` alike: ``null`` among strings -> a ``str`` column whose missing values are
+  NaN (missing: pandas' own marker, indistinguishable from a ``NaN`` literal there, hence the
+  guard); only ``null`` -> an ``object`` column of ``None`` (missing); any ``NaN`` literal with
+  only ``null``/``NaN`` beside it -> a ``float64`` column (400);
 * an empty string means missing in both kinds, as an empty field does in the raw files (the
-  readers parse ``""`` as null); values never seen in training are served as OOV.
+  readers parse ``""`` as null); values never seen in training are served as OOV;
+* a record that repeats a key keeps the last value (JSON parsing); repeated ``dataframe_split``
+  columns are a 400.
 """
 
 from __future__ import annotations

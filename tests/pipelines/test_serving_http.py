@@ -1,22 +1,30 @@
-"""The registered merged ensemble behind real HTTP: `mlflow models serve` on a tiny `kedro run`.
+"""The registered merged ensemble behind real HTTP: `ttsctr-serve` on a tiny `kedro run`.
 
 One real run (module fixture) on 20k synthetic rows trains a two-member DCNv2 ensemble and
-registers it at scales 1× and 2×; the 2× version is served by `mlflow models serve --env-manager
-local` as a subprocess on a free loopback port, exactly as README shows. Requests go over HTTP
-(loopback only, proxies bypassed) and are checked against what the pipeline wrote:
+registers it at scales 1× and 2×; the 2× version is served by `ttsctr-serve` (MLflow's scoring app
+behind ``ttsctr.http_guard``) as a subprocess on a free loopback port, exactly as README shows.
+Requests go over HTTP (loopback only, proxies bypassed) and are checked against what the pipeline
+wrote:
 
 * good requests (``dataframe_records`` and ``dataframe_split``) of the raw test rows answer 200
   with the pipeline's stored merged test probabilities;
 * bad requests answer 4xx naming the offending columns, and the server still answers afterwards;
-* unseen categorical values answer 200 (OOV), an empty string is served as missing.
+* the guard answers before any JSON parsing: a body nested 1,000 levels deep (which makes plain
+  `mlflow models serve` fail with a RecursionError and HTTP 500) and ``NaN``/``Infinity``
+  literals are a 400, a body over 16 MiB a 413 (by ``Content-Length`` alone, in full, or chunked);
+* a bounded mixed load (good and bad, 4 concurrent clients) gets no 5xx;
+* unseen categorical values answer 200 (OOV), an empty string and ``null`` are served as missing.
 
 Categorical fields take JSON strings only: a JSON number in one (``"C1": 12345``) is a 400, not
 converted, because a number has no unique text form (leading zeros of hashes, ``1`` vs ``1.0``)
-and a conversion would silently serve a wrong probability (see ``ttsctr.serving``).
+and a conversion would silently serve a wrong probability (see ``ttsctr.serving``). A float NaN
+is a number too: the model itself refuses it (checked on plain `mlflow models serve`, where the
+guard does not stop the literal first), while ``null`` stays missing in both orientations.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -26,6 +34,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -38,6 +47,7 @@ import pytest
 
 from projecthelpers import kedro_env, make_project, raw_test_rows, run_kedro
 from ttsctr.data.readers import get_reader
+from ttsctr.http_guard import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DEPTH
 
 pytestmark = pytest.mark.slow
 
@@ -56,6 +66,7 @@ TINY = {
 }
 STARTUP_S = 90      # model load + uvicorn start; a few seconds on an idle machine
 REQUEST_S = 60
+DEEP = b'{"dataframe_records": ' + b"[" * 1000 + b"]" * 1000 + b"}"  # ~2 KB, 1,001 levels
 # Loopback only: no proxy, whatever the environment says.
 _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -76,6 +87,34 @@ class Server:
                 status, text = resp.status, resp.read().decode()
         except urllib.error.HTTPError as err:
             status, text = err.code, err.read().decode()
+        try:
+            return status, json.loads(text)
+        except json.JSONDecodeError:
+            return status, text
+
+    def request(self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json",
+                chunked: bool = False, content_length: int | None = None) -> tuple[int, Any]:
+        """(status, decoded JSON or text) over http.client: ``chunked`` streams ``body`` in 1 MiB chunks
+        without Content-Length; ``content_length`` sends only the headers, declaring that length."""
+        host, port = self.url.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=REQUEST_S)
+        try:
+            headers = {"Content-Type": content_type}
+            if content_length is not None:
+                conn.putrequest(method, path)
+                for key, value in {**headers, "Content-Length": str(content_length)}.items():
+                    conn.putheader(key, value)
+                conn.endheaders()
+            elif chunked:
+                parts = (body[i:i + (1 << 20)] for i in range(0, len(body or b""), 1 << 20))
+                conn.request(method, path, body=parts, headers={**headers, "Transfer-Encoding": "chunked"},
+                             encode_chunked=True)
+            else:
+                conn.request(method, path, body=body, headers=headers if body is not None else {})
+            resp = conn.getresponse()
+            status, text = resp.status, resp.read().decode()
+        finally:
+            conn.close()
         try:
             return status, json.loads(text)
         except json.JSONDecodeError:
@@ -125,17 +164,26 @@ def _version_at_scale(project: Path, scale: int) -> str:
     return next(v.version for v in versions if v.tags["scale"] == str(scale))
 
 
-def _start(project: Path, uri: str, env: dict[str, str]) -> Server:
-    """`mlflow models serve` on a free loopback port, ready (GET /ping 200) or stopped and failed."""
+def _serve_command(kind: str, uri: str, port: int) -> list[str]:
+    """``ttsctr-serve`` (the guard; the console script, or ``python -m ttsctr.serve`` if it is not
+    installed) or plain ``mlflow models serve``, on 127.0.0.1:``port``."""
+    bin_dir = Path(sys.executable).parent
+    if kind == "plain":
+        return [str(bin_dir / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1"]
+    script = bin_dir / "ttsctr-serve"
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "ttsctr.serve"]
+    return [*cmd, "-m", uri, "-p", str(port), "-h", "127.0.0.1"]
+
+
+def _start(project: Path, uri: str, env: dict[str, str], kind: str = "guard") -> Server:
+    """A server on a free loopback port, ready (GET /ping 200) or stopped and failed."""
     for attempt in range(3):
         port = _free_port()
-        log = project / f"serve-{attempt}.log"
+        log = project / f"serve-{kind}-{attempt}.log"
         with log.open("wb") as out:
             # kedro_env puts the venv's bin first on PATH: `mlflow models serve` starts `uvicorn` by name
-            proc = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", uri,
-                                     "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1"],
-                                    cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(_serve_command(kind, uri, port), cwd=project, env=env, stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         srv = Server(project, f"http://127.0.0.1:{port}", proc, log)
         try:
             deadline = time.monotonic() + STARTUP_S
@@ -143,7 +191,7 @@ def _start(project: Path, uri: str, env: dict[str, str]) -> Server:
                 if proc.poll() is not None:
                     break
                 if time.monotonic() > deadline:
-                    pytest.fail(f"mlflow models serve not ready after {STARTUP_S}s:\n{srv.log_tail()}")
+                    pytest.fail(f"{kind} server not ready after {STARTUP_S}s:\n{srv.log_tail()}")
                 time.sleep(0.25)
             else:
                 return srv
@@ -153,11 +201,18 @@ def _start(project: Path, uri: str, env: dict[str, str]) -> Server:
         _stop(proc)
         if "address already in use" not in srv.log_tail().lower():  # lost the port race: try another port
             break
-    pytest.fail(f"mlflow models serve exited with {proc.returncode}:\n{srv.log_tail()}")
+    pytest.fail(f"{kind} server exited with {proc.returncode}:\n{srv.log_tail()}")
+
+
+@dataclass
+class Trained:
+    project: Path
+    uri: str
+    env: dict[str, str]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     project = make_project(tmp_path_factory.mktemp("serving"), TINY)
     run_kedro(project)
     uri = f"models:/{MODEL}/{_version_at_scale(project, 2)}"
@@ -165,7 +220,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
            "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
            "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
            "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
-    srv = _start(project, uri, env)
+    return Trained(project, uri, env)
+
+
+@pytest.fixture(scope="module")
+def server(trained: Trained) -> Iterator[Server]:
+    """`ttsctr-serve` with its default limits."""
+    srv = _start(trained.project, trained.uri, trained.env, "guard")
+    try:
+        yield srv
+    finally:
+        _stop(srv.proc)
+
+
+@pytest.fixture(scope="module")
+def plain_server(trained: Trained) -> Iterator[Server]:
+    """Plain `mlflow models serve`: requests reach the model without the guard."""
+    srv = _start(trained.project, trained.uri, trained.env, "plain")
     try:
         yield srv
     finally:
@@ -208,9 +279,9 @@ def _records(raw: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def test_rows(server: Server) -> tuple[list[dict[str, Any]], np.ndarray]:
-    raw = raw_test_rows(server.project)
-    expected = _stored_merged_test_probabilities(server.project)
+def test_rows(trained: Trained) -> tuple[list[dict[str, Any]], np.ndarray]:
+    raw = raw_test_rows(trained.project)
+    expected = _stored_merged_test_probabilities(trained.project)
     assert len(raw) == len(expected) > 1000
     return _records(raw), expected
 
@@ -290,6 +361,27 @@ def _bad_cases(good: list[dict[str, Any]]) -> dict[str, tuple[Any, list[str]]]:
         "not UTF-8": (b"\xff\xfe\x00", ["valid JSON"]),
         "records not a list": ({"dataframe_records": first}, ["list of records"]),
         "no input key": ({"rows": [first]}, ["dataframe_records"]),
+        "duplicated split columns": ({"dataframe_split": {"columns": [*first, "I1"], "data": [[*r.values(), 1] for r in good]}},
+                                     ["duplicated columns", "'I1'"]),
+        "integer outside int64 in a numeric column": ({"dataframe_records": [{**r, "I1": 2**70} for r in good]},
+                                                      ["'I1'", "outside int64"]),
+        "integer outside int64 in a categorical column": ({"dataframe_records": [{**r, "C1": 2**70} for r in good]},
+                                                          ["'C1'", "JSON strings"]),
+        "list in a categorical column": ({"dataframe_records": [{**r, "C1": ["68fd1e64"]} for r in good]}, ["'C1'"]),
+        "empty body": (b"", ["valid JSON"]),
+        "lone surrogate escape in a categorical value": ({"dataframe_records": [{**r, "C1": "\ud800"} for r in good]},
+                                                         ["surrogates not allowed"]),
+        "lone surrogate bytes (not UTF-8)": (b'{"dataframe_records": [{"C1": "\xed\xa0\x80"}]}', ["not UTF-8", "valid JSON"]),
+        # the guard, before any JSON parsing
+        "nested 1,000 levels deep": (DEEP, [f"more than {DEFAULT_MAX_DEPTH} levels", "--max-depth"]),
+        "NaN in a categorical column": ({"dataframe_records": [{**r, "C1": float("nan")} for r in good]}, ["NaN", "null"]),
+        "NaN in one row of a categorical column": ({"dataframe_records": [first, {**first, "C1": float("nan")}]}, ["NaN", "null"]),
+        "NaN in a split row": ({"dataframe_split": {"columns": list(first),
+                                                    "data": [[float("nan") if k == "C2" else v for k, v in first.items()]]}},
+                               ["NaN", "null"]),
+        "NaN in a numeric column": ({"dataframe_records": [{**r, "I1": float("nan")} for r in good]}, ["NaN", "null"]),
+        "Infinity in a numeric column": ({"dataframe_records": [{**r, "I2": float("inf")} for r in good]}, ["literal Infinity"]),
+        "-Infinity in a numeric column": ({"dataframe_records": [{**r, "I3": float("-inf")} for r in good]}, ["literal -Infinity"]),
     }
 
 
@@ -315,4 +407,109 @@ def test_wrong_content_type_is_4xx(server: Server, test_rows) -> None:
     records, _ = test_rows
     status, _ = server.post(b"I1\tI2\n1\t2\n", content_type="text/plain")
     assert status == 415
+    _assert_alive(server, records[:3])
+
+
+# ---- the guard: routes, body size, null vs NaN, mixed load -----------------------------------
+
+def test_guard_keeps_mlflows_routes(server: Server) -> None:
+    for path in ("/ping", "/health"):
+        assert server.request("GET", path)[0] == 200
+    status, version = server.request("GET", "/version")
+    assert (status, str(version)) == (200, mlflow.__version__)
+
+
+@pytest.mark.parametrize("how", ["Content-Length alone", "Content-Length and body", "chunked"])
+def test_body_over_the_limit_is_413_and_the_server_keeps_serving(server: Server, test_rows, how: str) -> None:
+    records, _ = test_rows
+    body = b"[" + b" " * DEFAULT_MAX_BODY_BYTES + b"]"
+    if how == "Content-Length alone":  # refused from the header: the body is never sent
+        status, answer = server.request("POST", "/invocations", content_length=len(body))
+    else:
+        status, answer = server.request("POST", "/invocations", body=body, chunked=how == "chunked")
+    assert status == 413, answer
+    assert answer["error_code"] == "RESOURCE_EXHAUSTED"
+    assert f"larger than {DEFAULT_MAX_BODY_BYTES} bytes" in answer["message"] and "--max-body-bytes" in answer["message"]
+    _assert_alive(server, records[:3])
+
+
+def test_null_is_missing_in_both_orientations(server: Server, test_rows) -> None:
+    records, _ = test_rows
+    rows = records[:20]
+    columns = list(rows[0])
+    shapes = {
+        "all null": [{**r, "C1": None} for r in rows],
+        "null among strings": [rows[0], *({**r, "C1": None} for r in rows[1:])],
+    }
+    answers = {}
+    for shape, recs in shapes.items():
+        for orient, body in (("records", {"dataframe_records": recs}),
+                             ("split", {"dataframe_split": {"columns": columns, "data": [[r[c] for c in columns] for r in recs]}})):
+            status, answer = server.post(body)
+            assert status == 200, (shape, orient, answer)
+            answers[shape, orient] = _probabilities(answer)
+    np.testing.assert_array_equal(answers["all null", "records"], answers["all null", "split"])
+    np.testing.assert_array_equal(answers["null among strings", "records"], answers["null among strings", "split"])
+    np.testing.assert_allclose(answers["null among strings", "records"][1:], answers["all null", "records"][1:], rtol=0, atol=1e-6)
+
+
+def test_a_float_nan_in_a_categorical_field_is_refused_by_the_model_too(plain_server: Server, test_rows) -> None:
+    """Without the guard (plain `mlflow models serve`) a NaN literal reaches the model: a number, so 400."""
+    records, _ = test_rows
+    rows = records[:3]
+    columns = list(rows[0])
+    nan = float("nan")
+    for values in ([nan, nan, nan], [nan, None, None]):
+        recs = [{**r, "C1": v} for r, v in zip(rows, values)]
+        for body in ({"dataframe_records": recs},
+                     {"dataframe_split": {"columns": columns, "data": [[r[c] for c in columns] for r in recs]}}):
+            status, answer = plain_server.post(body)
+            assert status == 400, answer
+            message = answer["message"]
+            assert "'C1'" in message and "float NaN" in message and "null" in message, message[-1500:]
+    for body in ({"dataframe_records": [{**r, "C1": None} for r in rows]},
+                 {"dataframe_split": {"columns": columns, "data": [[None if c == "C1" else r[c] for c in columns] for r in rows]}}):
+        status, answer = plain_server.post(body)
+        assert status == 200, answer
+
+
+LOAD_S = 60  # hang guard; the load below takes a few seconds
+
+
+def test_mixed_load_gets_no_5xx_and_the_server_keeps_serving(server: Server, test_rows) -> None:
+    """~330 requests from 4 concurrent clients: good single rows and batches mixed with every bad kind."""
+    records, expected = test_rows
+    rng = np.random.default_rng(11)
+    jobs: list[tuple[str, Any, Any]] = []  # (kind, body, check)
+    for i in rng.choice(len(records), 200, replace=False):
+        jobs.append(("good row", {"dataframe_records": [records[i]]}, expected[i:i + 1]))
+    for start in rng.choice(len(records) - 50, 20, replace=False):
+        jobs.append(("good batch", {"dataframe_records": records[start:start + 50]}, expected[start:start + 50]))
+    for _ in range(4):
+        for name, (body, _) in _bad_cases(records[:3]).items():
+            jobs.append((name, body, None))
+    big = b"[" + b" " * DEFAULT_MAX_BODY_BYTES + b"]"
+    jobs += [("oversized", big, None), ("oversized chunked", big, None)]
+    order = rng.permutation(len(jobs))
+
+    def send(k: int) -> tuple[str, int, Any, Any]:
+        kind, body, check = jobs[k]
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        status, answer = server.request("POST", "/invocations", body=data, chunked=kind == "oversized chunked")
+        return kind, status, answer, check
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(send, order, timeout=LOAD_S))
+    elapsed = time.monotonic() - t0
+    server_errors = [(kind, status, str(answer)[:300]) for kind, status, answer, _ in results if status >= 500]
+    assert not server_errors, server_errors
+    for kind, status, answer, check in results:
+        if check is None:
+            assert 400 <= status < 500, (kind, status, str(answer)[:500])
+        else:
+            assert status == 200, (kind, answer)
+            np.testing.assert_allclose(_probabilities(answer), check, rtol=0, atol=2e-6)
+    assert elapsed < LOAD_S
+    assert server.request("GET", "/ping")[0] == 200
     _assert_alive(server, records[:3])

@@ -540,10 +540,26 @@ def empty_text_as_missing(frame: "pd.DataFrame") -> "pd.DataFrame":
 
 
 def _frame_column(s: Any, spec: FieldSpec) -> pa.Array:
+    """One raw column of a serving/pandas frame -> a pyarrow array of the field's raw type.
+
+    Categorical fields take text: ``str``/``object`` columns of ``str`` with missing values
+    (``None``, ``pd.NA``, and the float NaN that pandas itself uses as the missing marker of its
+    ``str`` dtype and writes when such a column becomes ``object``), or a column that is entirely
+    ``None``. A number is never converted to text; that includes a float NaN in a float column:
+    it is a number, not a missing value, and raises :class:`DataFormatError` naming the field like
+    ``12345`` does. (MLflow's JSON parsing gives a float column when a categorical field holds only
+    ``NaN``/``null`` values with at least one ``NaN`` -- or a record omits the field -- while
+    ``null`` alone gives an ``object`` column of ``None``, and ``null`` among strings a ``str``
+    column; a ``NaN`` literal among strings cannot be told from ``null`` here, which is why the
+    HTTP guard, :mod:`ttsctr.http_guard`, refuses it before parsing.)
+
+    Numeric fields take integers, integral floats with NaN for missing, or objects of int/None.
+    """
     import pandas as pd
 
     def wrong(found: str) -> DataFormatError:
-        exp = "text values (str) or missing" if spec.kind == "categorical" else "integer values or missing (None/NaN)"
+        exp = ("text values (str) or missing (None/null)" if spec.kind == "categorical"
+               else "integer values or missing (None/NaN)")
         return DataFormatError(None, field=spec.name, found=found, expected=exp)
 
     notna = s.notna().to_numpy()
