@@ -35,4 +35,4 @@ repro: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 clean-outputs:
-	rm -rf data/0[2-8]_*/*/ mlflow.db mlruns/[0-9a-f]* 
+	rm -rf data/0[2-8]_*/*/ mlflow.db mlflow.db.lock mlruns/[0-9a-f]* 

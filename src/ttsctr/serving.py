@@ -164,12 +164,26 @@ def predict_merged(groups: Sequence[torch.nn.Module], weights: np.ndarray, x: np
 
 
 def build_artifacts(model_input_dir: str | Path, group_checkpoints: Sequence[str | Path], workdir: str | Path) -> dict[str, str]:
-    """Collect what the pyfunc model needs into ``workdir`` and return MLflow's artifacts mapping."""
+    """Collect what the pyfunc model needs into ``workdir`` and return MLflow's artifacts mapping.
+
+    The groups' ids mean something only with the vocabulary they were trained with: every
+    checkpoint's data version must be the one published in ``model_input_dir`` before and after
+    its feature map and vocabulary are copied, or :class:`~ttsctr.data.version.DataVersionError`
+    is raised and nothing is logged.
+    """
+    from ttsctr.data.version import require_data_version
+    from ttsctr.training import checkpoint_data_version
+
     workdir = Path(workdir)
     model_input = workdir / "model_input"
     model_input.mkdir(parents=True, exist_ok=True)
+    versions = {str(ckpt): checkpoint_data_version(ckpt) for ckpt in group_checkpoints}
+    for ckpt, version in versions.items():
+        require_data_version(model_input_dir, version, what=f"serving the group checkpoint {ckpt}")
     for name in MODEL_INPUT_FILES:
         shutil.copy2(Path(model_input_dir) / name, model_input / name)
+    for ckpt, version in versions.items():  # the copied files are those of that version
+        require_data_version(model_input_dir, version, what=f"serving the group checkpoint {ckpt}")
     artifacts = {"model_input": str(model_input)}
     for i, ckpt in enumerate(group_checkpoints):
         artifacts[f"group_{i:03d}"] = str(ckpt)
@@ -181,32 +195,27 @@ def log_ensemble_model(
     name: str,
     model_input_dir: str | Path,
     group_checkpoints: Sequence[str | Path],
-    registered_model_name: str | None,
     tags: dict[str, str] | None = None,
     merge_rule: str = "mean_prob",
 ) -> Any:
-    """Log (and optionally register) a merged ensemble in the active MLflow run; returns ModelInfo.
+    """Log a merged ensemble in the active MLflow run; returns MLflow's ModelInfo.
 
-    ``merge_rule`` is the ensemble's configured rule (``mean_prob`` or ``mean_logit``); an
-    unknown rule is a :class:`~ttsctr.errors.ConfigError` before anything is logged.
+    Register it with :func:`ttsctr.tracking.register_version` (one version per identity, also
+    under races). ``merge_rule`` is the ensemble's configured rule (``mean_prob`` or
+    ``mean_logit``); an unknown rule is a :class:`~ttsctr.errors.ConfigError` before anything is
+    logged.
     """
     from ttsctr.tracking import pip_requirements
 
     python_model = MergedEnsembleModel(merge_rule)
     with tempfile.TemporaryDirectory() as tmp, _quiet_mlflow_logging():
-        info = mlflow.pyfunc.log_model(
+        return mlflow.pyfunc.log_model(
             name=name,
             python_model=python_model,
             artifacts=build_artifacts(model_input_dir, group_checkpoints, tmp),
-            registered_model_name=registered_model_name,
             pip_requirements=pip_requirements(),
             tags=tags,
         )
-    if registered_model_name and tags and info.registered_model_version is not None:
-        client = mlflow.MlflowClient()
-        for key, value in tags.items():
-            client.set_model_version_tag(registered_model_name, str(info.registered_model_version), key, value)
-    return info
 
 
 @contextmanager

@@ -15,3 +15,7 @@ import os as _os
 # MLflow prints a progress bar for every artifact it copies; with dozens of registered models
 # per run that drowns the scaling tables.
 _os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+from ttsctr.hooks import DatasetLockHooks, ProcessRunHooks  # noqa: E402
+
+HOOKS = (DatasetLockHooks(), ProcessRunHooks())

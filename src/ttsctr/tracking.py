@@ -2,15 +2,28 @@
 
 Tracking is optional in library use: every function here does nothing when no MLflow run is
 active (kedro-mlflow opens one per ``kedro run``).
+
+Every run ttsctr opens or runs in carries :data:`PROCESS_TAG` (host, pid, start time of the
+process); :func:`close_runs_of_dead_processes` marks the RUNNING runs whose process is gone
+(``kill -9``, a power cut) KILLED at the next run's start. Registration is idempotent:
+:func:`register_version` creates a version with its identity tags in one call and keeps the
+oldest version of the same identity when two processes race.
 """
 
 from __future__ import annotations
 
+import fcntl
 from contextlib import contextmanager
+from pathlib import Path
 from importlib.metadata import version
 from typing import Any, Iterator, Mapping
 
 import mlflow
+from mlflow.entities import RunStatus
+
+from ttsctr.processes import ProcessIdentity
+
+PROCESS_TAG = "ttsctr.process"
 
 
 def pip_requirements() -> list[str]:
@@ -37,8 +50,59 @@ def nested_run(run_name: str, tags: Mapping[str, str] | None = None) -> Iterator
     if not tracking_active():
         yield None
         return
-    with mlflow.start_run(run_name=run_name, nested=True, tags=dict(tags or {})) as run:
+    with mlflow.start_run(run_name=run_name, nested=True,
+                          tags={**dict(tags or {}), PROCESS_TAG: str(ProcessIdentity.current())}) as run:
         yield run
+
+
+def ensure_store(tracking_uri: str, experiment: str, **create_kwargs: Any) -> None:
+    """Create a SQLite tracking store's schema and ``experiment`` once, whoever comes first.
+
+    Two ``kedro run``s started together on a fresh project would both create the tables (and the
+    experiment) and one would fail on the other's half-made schema; an ``flock`` on
+    ``<db>.lock`` makes the second wait until the first is done. Other stores are left alone.
+    """
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return
+    db = Path(tracking_uri[len(prefix):])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{db}.lock", "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # released when the file closes (or the process dies)
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+        if client.get_experiment_by_name(experiment) is None:  # the first query creates the schema
+            client.create_experiment(experiment, **{k: v for k, v in create_kwargs.items() if v is not None})
+
+
+def tag_active_run_with_process() -> None:
+    """Mark the active run as this process's (for :func:`close_runs_of_dead_processes`)."""
+    if tracking_active():
+        mlflow.set_tag(PROCESS_TAG, str(ProcessIdentity.current()))
+
+
+def close_runs_of_dead_processes(client: Any | None = None) -> list[str]:
+    """Mark KILLED every RUNNING run whose process (:data:`PROCESS_TAG`) is gone; return their ids.
+
+    Only runs of processes on this host can be judged; runs without the tag (other tools, older
+    ttsctr versions) are left as they are.
+    """
+    client = client or mlflow.MlflowClient()
+    experiment_ids = [e.experiment_id for e in client.search_experiments()]
+    if not experiment_ids:
+        return []
+    closed = []
+    page_token = None
+    while True:
+        runs = client.search_runs(experiment_ids, filter_string="attributes.status = 'RUNNING'",
+                                  max_results=1000, page_token=page_token)
+        for run in runs:
+            owner = ProcessIdentity.parse(run.data.tags.get(PROCESS_TAG, ""))
+            if owner is not None and owner.is_dead():
+                client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+                closed.append(run.info.run_id)
+        page_token = runs.token
+        if not page_token:
+            return closed
 
 
 def log_flat_params(params: Mapping[str, Any], prefix: str = "") -> None:
@@ -56,14 +120,33 @@ def log_flat_params(params: Mapping[str, Any], prefix: str = "") -> None:
         mlflow.log_params(flat)
 
 
-def find_model_version(name: str, tags: Mapping[str, str]) -> Any | None:
-    """The registered version of ``name`` whose tags include ``tags`` (idempotent registration)."""
-    client = mlflow.MlflowClient()
+def _matching_versions(client: Any, name: str, tags: Mapping[str, str]) -> list[Any]:
     try:
         versions = client.search_model_versions(f"name = '{name}'")
     except mlflow.exceptions.MlflowException:
-        return None
-    for mv in versions:
-        if all(mv.tags.get(k) == str(v) for k, v in tags.items()):
-            return mv
-    return None
+        return []
+    found = [mv for mv in versions if all(mv.tags.get(k) == str(v) for k, v in tags.items())]
+    return sorted(found, key=lambda mv: int(mv.version))
+
+
+def find_model_version(name: str, tags: Mapping[str, str]) -> Any | None:
+    """The oldest registered version of ``name`` whose tags include ``tags`` (idempotent registration)."""
+    found = _matching_versions(mlflow.MlflowClient(), name, tags)
+    return found[0] if found else None
+
+
+def register_version(model_uri: str, name: str, tags: Mapping[str, str]) -> str:
+    """Register ``model_uri`` as a version of ``name`` with its identity ``tags``; return the version.
+
+    The version is created with its tags in one call, so every racing process sees the others'
+    versions complete. Check after create: of all versions with these tags, the oldest is the
+    one; a younger one this process created is deleted again. Two runs registering the same
+    (ensemble, scale, members, data version) at once therefore end with one version, and both
+    report it.
+    """
+    client = mlflow.MlflowClient()
+    created = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()})
+    oldest = _matching_versions(client, name, tags)[0]
+    if oldest.version != created.version:
+        client.delete_model_version(name, created.version)
+    return str(oldest.version)

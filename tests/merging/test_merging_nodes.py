@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from ttsctr.data.version import DataVersionError
 from ttsctr.errors import ConfigError
 from ttsctr.features import FeatureSpec
 from ttsctr.training import GroupModel, MemberSpec, build_group
@@ -26,7 +27,7 @@ from ttsctr.serving import MergedEnsembleModel, predict_merged
 
 LR = {"dataset": "synthetic", "test_auc": 0.6012, "test_logloss": 0.6543, "valid_auc": 0.6, "valid_logloss": 0.65,
       "C": 1.0, "seconds": 1.5}
-SUMMARY = {"dataset": "synthetic", "bayes_optimal_auc": 0.8123}
+SUMMARY = {"dataset": "synthetic", "bayes_optimal_auc": 0.8123, "data_version": "00ff00ff00ff00ff"}
 MERGING = {"seed": 0, "alpha": 0.05, "split": "test"}
 
 
@@ -51,7 +52,8 @@ def _write_predictions(root: Path, plan, rng: np.random.Generator, truths: dict[
             pq.write_table(predictions_table(logits, y, names), path)
             files[split] = str(path)
         manifests.append({"ensemble": plan.name, "group": group.name, "config_hash": "x", "members": names,
-                          "member_indices": list(group.member_indices), "files": files})
+                          "member_indices": list(group.member_indices), "files": files,
+                          "data_version": SUMMARY["data_version"]})
     return manifests
 
 
@@ -82,6 +84,20 @@ def test_merge_node_tables_report_and_plot(tmp_path, plans, predictions) -> None
     assert "Logistic regression (same test split, C = 1): AUC 0.6012, logloss 0.6543" in md
     assert "| 4× | 4 | 1 |" in md and "n/a" in md and "(validation split)" in md
     assert (out / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+    assert set(table["data_version"]) == {SUMMARY["data_version"]}
+
+
+def test_predictions_of_another_encoding_are_refused(tmp_path, plans, predictions) -> None:
+    single, _ = plans
+    stale = [dict(m) for m in predictions["d4"]]
+    stale[2]["data_version"] = "0123456789abcdef"
+    with pytest.raises(DataVersionError, match=r"predictions of d4/group_02 was computed from data version 0123456789abcdef"):
+        merge_ensemble(SUMMARY, MERGING, {"reporting": str(tmp_path)}, LR, *stale, ensemble=single)
+    assert not (tmp_path / "synthetic" / "d4").exists()  # refused before anything was written
+    table = merge_ensemble(SUMMARY, MERGING, {"reporting": str(tmp_path)}, LR, *predictions["d4"], ensemble=single)
+    with pytest.raises(DataVersionError, match="scaling table of d4"):
+        summarise_experiment({**SUMMARY, "data_version": "fedcba9876543210"}, {"reporting": str(tmp_path)}, MERGING,
+                             LR, table, {"registered": []}, ensembles=(single,))
 
 
 def test_grouped_node_uses_the_baseline_members_as_1x(tmp_path, plans, predictions) -> None:

@@ -65,7 +65,9 @@ def _client(project: Path) -> mlflow.MlflowClient:
 def test_scaling_tables_have_a_row_per_scale(tts_run) -> None:
     project, proc = tts_run
     dcn, wr = _read_table(project, "dcnv2_x4"), _read_table(project, "wr_x2")
-    assert list(dcn.columns) == list(SCALING_COLUMNS)
+    assert list(dcn.columns) == [*SCALING_COLUMNS, "data_version"]
+    summary = json.loads((project / "data" / "05_model_input" / f"{DATASET}.summary.json").read_text())
+    assert set(dcn["data_version"]) == {summary["data_version"]}
     assert dcn["scale"].tolist() == [1, 2, 4] and dcn["n_members"].tolist() == [1, 2, 4]
     assert wr["scale"].tolist() == [1, 2] and wr["n_members"].tolist() == [2, 4]
     assert np.isnan(dcn["p_ttest"].iloc[0]) and np.isnan(dcn["p_delong"].iloc[0]) and not dcn["significant"].iloc[0]

@@ -573,6 +573,10 @@ def _frame_column(s: Any, spec: FieldSpec) -> pa.Array:
             if bad:
                 raise wrong(f"a value of type {type(bad[0]).__name__} ({bad[0]!r})")
             return pa.array(s.astype(object).where(notna, None).tolist(), pa.string())
+        if isinstance(dtype, np.dtype) and dtype.kind == "f" and len(s) and not notna.any():
+            raise wrong(f"the float NaN (a number, not a missing value) in every row (a column of dtype {dtype}); "
+                        "send None/null for a missing value -- JSON has no NaN, and a record that omits the "
+                        "field reads as NaN too")
         if not notna.any():
             return pa.nulls(len(s), pa.string())
         raise wrong(f"a column of dtype {dtype}")
@@ -770,7 +774,11 @@ def preprocess(
         hint = " (write one with ttsctr.data.synthetic.generate_synthetic first)" if reader.name == "synthetic" else ""
         raise ConfigError(f"dataset {reader.name!r} needs raw_path, the raw file to preprocess{hint}")
     raw_path = Path(raw_path)
-    if not raw_path.exists():
+    try:
+        missing = not raw_path.exists()
+    except PermissionError:  # a folder above is not searchable: the reader names the file and the permission
+        missing = False
+    if missing:
         raise DataFormatError(raw_path, found="no such file", expected=f"the raw {reader.name} file to preprocess")
     out_dir = Path(out_dir)
 

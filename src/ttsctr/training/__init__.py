@@ -14,7 +14,7 @@ of groups of one, so there is a single code path:
 * :mod:`~ttsctr.training.inputs` — input checks and the per-member data order.
 """
 
-from ttsctr.training.checkpoint import TRAIN_STATE_FILE, load_group, save_group
+from ttsctr.training.checkpoint import TRAIN_STATE_FILE, checkpoint_data_version, load_group, save_group
 from ttsctr.training.config import DATA_ORDERS, PROTOCOLS, TrainConfig
 from ttsctr.training.group import (
     DEFAULT_WEIGHT_INIT,

@@ -19,7 +19,7 @@ from ttsctr.errors import ConfigError, DataFormatError
 from ttsctr.features import FeatureSpec
 from ttsctr.training.group import GroupModel, MemberSpec, build_group
 
-__all__ = ["save_group", "load_group", "atomic_save", "TRAIN_STATE_FILE", "GROUP_FORMAT", "TRAIN_STATE_FORMAT"]
+__all__ = ["save_group", "load_group", "checkpoint_data_version", "atomic_save", "TRAIN_STATE_FILE", "GROUP_FORMAT", "TRAIN_STATE_FORMAT"]
 
 GROUP_FORMAT = "ttsctr.group/1"
 TRAIN_STATE_FORMAT = "ttsctr.train_state/2"
@@ -63,12 +63,17 @@ def save_group(
     members: Sequence[MemberSpec] | None,
     spec: FeatureSpec | None,
     path: str | Path,
+    *,
+    data_version: str | None = None,
 ) -> Path:
     """Write a self-describing checkpoint (member specs, feature spec, weights), atomically.
 
     ``members`` / ``spec`` may be None to use the ones the group was built with. The group's
     ``precision`` (what it was trained and evaluated in) is stored, so predictions made after
     :func:`load_group` use the same arithmetic as early stopping and test evaluation did.
+    ``data_version`` (:mod:`ttsctr.data.version`) is the encoding the group was trained on; its
+    ids mean something only with that encoding's vocabulary, so it is stored with the weights
+    and read back as ``group.data_version``.
     """
     group = check_group(group)
     members = list(members) if members is not None else list(group.member_specs or [])
@@ -82,6 +87,7 @@ def save_group(
         "members": [m.to_dict() for m in members],
         "spec": spec_dict(spec),
         "precision": group.precision,
+        "data_version": data_version,
         "state_dict": group.state_dict(),
         "torch_version": str(torch.__version__),
     }
@@ -90,9 +96,7 @@ def save_group(
     return path
 
 
-def load_group(path: str | Path) -> tuple[GroupModel, list[MemberSpec], FeatureSpec]:
-    """Read what :func:`save_group` wrote: the group (eval mode), its member specs and feature spec."""
-    path = Path(path)
+def _read_payload(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -102,6 +106,18 @@ def load_group(path: str | Path) -> tuple[GroupModel, list[MemberSpec], FeatureS
     if not isinstance(payload, dict) or payload.get("format") != GROUP_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise DataFormatError(path, found=f"format {found!r}", expected=f"a {GROUP_FORMAT} checkpoint written by save_group")
+    return payload
+
+
+def checkpoint_data_version(path: str | Path) -> str | None:
+    """The data version a checkpoint's group was trained on (None for checkpoints written before it was stored)."""
+    return _read_payload(Path(path)).get("data_version")
+
+
+def load_group(path: str | Path) -> tuple[GroupModel, list[MemberSpec], FeatureSpec]:
+    """Read what :func:`save_group` wrote: the group (eval mode), its member specs and feature spec."""
+    path = Path(path)
+    payload = _read_payload(path)
     members = [MemberSpec.from_dict(m) for m in payload["members"]]
     spec = spec_from_dict(payload["spec"])
     group = build_group(spec, members, weight_init="torch_default")  # weights come from the file
@@ -112,5 +128,6 @@ def load_group(path: str | Path) -> tuple[GroupModel, list[MemberSpec], FeatureS
             path, found=f"weights that do not fit the stored member specs ({exc})", expected="a consistent checkpoint"
         ) from exc
     group.precision = str(payload.get("precision", "fp32"))
+    group.data_version = payload.get("data_version")
     group.eval()
     return group, members, spec

@@ -153,6 +153,8 @@ class GroupModel(nn.Module):
         # Arithmetic of evaluation and prediction: set by train() to the config's precision and
         # stored in checkpoints, so stored predictions match what early stopping saw.
         self.precision: str = "fp32"
+        # The encoding the weights were trained on (ttsctr.data.version); None until trained or loaded.
+        self.data_version: str | None = None
         self.member_specs: tuple[MemberSpec, ...] | None = tuple(member_specs) if member_specs is not None else None
 
     @property

@@ -47,10 +47,14 @@ def one_line(text: str) -> str:
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    """name -> (mtime_ns, size) of every file under ``folder`` (empty when it does not exist)."""
+    """name -> (mtime_ns, size) of every data file under ``folder`` (empty when it does not exist).
+
+    Datasets' lock files (``<dataset>.lock``, rewritten by every run that takes the lock) are no data.
+    """
     if not folder.exists():
         return {}
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.suffix != ".lock"}
 
 
 def leftovers(project: Path) -> list[str]:

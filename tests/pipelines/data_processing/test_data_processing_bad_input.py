@@ -178,3 +178,35 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_next_run(published: Publis
     assert not names & set(stale)
     assert set(alive) <= names
     assert f".staging-criteo-{os.getpid()}" in names  # this run's staged output, not yet validated
+
+
+def test_a_run_that_finds_its_data_up_to_date_still_removes_a_killed_runs_staging(
+    published: Published, tmp_path: Path
+) -> None:
+    """A run killed while its staged splits were being validated leaves ``.staging-<dataset>-<pid>``
+    (no cleanup runs under SIGKILL). The next run — here one that finds the published data up to
+    date and encodes nothing — removes it."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    root = tmp_path / "05_model_input"
+    shutil.copytree(published.project / MODEL_INPUT, root)
+    killed = subprocess.run(
+        [sys.executable, "-c",
+         "import os, signal, sys; from pathlib import Path; from dphelpers import run_nodes\n"
+         "out = run_nodes('criteo', sys.argv[1], Path(sys.argv[2]), preprocessing={'min_count': 3}, until='encode')\n"
+         "print(out['staged']['staging_dir'], flush=True)\n"
+         "os.kill(os.getpid(), signal.SIGKILL)  # killed where validation of the staged splits starts\n",
+         str(published.raw), str(root)],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent,
+        env={**__import__("os").environ, "PYTHONPATH": f"{Path(__file__).parent}:{Path(__file__).parents[2]}"},
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    staging = Path(killed.stdout.split()[-1])
+    assert staging.parent == root and (staging / "train.parquet").is_file()
+    again = run_nodes("criteo", str(published.raw), root, preprocessing={"min_count": 2})
+    assert again["staged"]["staging_dir"] is None  # up to date: nothing encoded
+    assert not staging.exists()
+    assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []

@@ -100,7 +100,7 @@ def test_criteo_sample_from_its_three_files(tmp_path: Path) -> None:
     assert (fmap["total_rows"], fmap["total_positives"]) == (8000, 1728)
     assert [Path(f["path"]).name for f in fmap["raw"]["files"]] == [f.name for f in files]
     assert_feature_map_consistent(fmap, CRITEO_COLUMNS[1:])
-    assert sorted(p.name for p in root.iterdir()) == ["criteo", "criteo.summary.json"]
+    assert sorted(p.name for p in root.iterdir()) == ["criteo", "criteo.lock", "criteo.summary.json"]
 
 
 # ---- MovieLens-100K -------------------------------------------------------------------------

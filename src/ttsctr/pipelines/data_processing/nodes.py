@@ -32,9 +32,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ttsctr.data.io import pid_alive
+from ttsctr.data.lock import dataset_lock
 from ttsctr.data.preprocess import FEATURE_MAP_VERSION, PreprocessConfig, preprocess
 from ttsctr.data.readers import PARSE_BLOCK_BYTES, RawReader, get_reader
 from ttsctr.data.synthetic import GENERATOR_VERSION, generate_synthetic
+from ttsctr.data.version import MARKER_FILE, compute_data_version, published_data_version, read_marker
 from ttsctr.errors import ConfigError, DataFormatError
 from ttsctr.metrics import roc_auc as auc
 from ttsctr.validation import raise_if_failed, validate_encoded_split, validate_raw_sample, validate_split_sizes
@@ -42,7 +44,7 @@ from ttsctr.validation import raise_if_failed, validate_encoded_split, validate_
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
-FINGERPRINT_FILE = "fingerprint.json"
+FINGERPRINT_FILE = MARKER_FILE  # fingerprint of the raw input and settings + data version of the output
 PUBLISHED_FILES = ("train.parquet", "validation.parquet", "test.parquet", "feature_map.json", "vocabulary.parquet")
 STAGING_PREFIX = ".staging-"
 _GLOB_CHARS = frozenset("*?[")
@@ -113,9 +115,14 @@ def _expand_raw_path(dataset: str, fmt: str, raw_path: Any) -> list[Path]:
             files += [Path(p) for p in matches]
             continue
         path = Path(text)
-        if not path.exists():
+        try:
+            exists, is_file = path.exists(), path.is_file()
+        except PermissionError:  # a folder above it may not be searched by this user
+            raise ConfigError(f"raw_path {text!r} for dataset {dataset!r} cannot be reached: permission denied "
+                              f"(this user may not search a folder above it); expected a readable {fmt} file") from None
+        if not exists:
             raise ConfigError(f"raw_path {text!r} for dataset {dataset!r} does not exist; expected a {fmt} file")
-        if not path.is_file():
+        if not is_file:
             raise ConfigError(f"raw_path {text!r} for dataset {dataset!r} is not a file; expected a {fmt} file")
         files.append(path)
     seen: set[Path] = set()
@@ -160,6 +167,8 @@ def resolve_raw_source(
     """
     if dataset not in datasets:
         raise ConfigError(f"unknown dataset {dataset!r}; known datasets: {', '.join(sorted(datasets))}")
+    # whatever this run decides about re-encoding: leftovers of killed runs of this dataset go
+    _remove_stale_staging(model_input_root, dataset)
     entry = datasets[dataset] or {}
     fmt = entry.get("format")
     if fmt is None:
@@ -206,14 +215,15 @@ def ensure_synthetic(path: str, generate: dict[str, Any]) -> None:
 
 
 def _is_published(source: dict[str, Any]) -> bool:
+    """Whether the published folder was encoded from this raw input with these settings.
+
+    A folder published before data versions were recorded counts as not published (re-encoded).
+    """
     folder = Path(source["model_input_dir"])
-    marker = folder / FINGERPRINT_FILE
-    if not marker.is_file() or not all((folder / name).is_file() for name in PUBLISHED_FILES):
+    marker = read_marker(folder)
+    if marker is None or not all((folder / name).is_file() for name in PUBLISHED_FILES):
         return False
-    try:
-        return json.loads(marker.read_text()).get("fingerprint") == source["fingerprint"]
-    except (OSError, ValueError):
-        return False
+    return marker.get("fingerprint") == source["fingerprint"] and isinstance(marker.get("data_version"), str)
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,7 +299,6 @@ def encode_to_staging(source: dict[str, Any], raw_report: dict[str, Any], model_
             source["dataset"], source["fingerprint"],
         )
         return {"source": source, "staging_dir": None}
-    _remove_stale_staging(model_input_root, source["dataset"])
     staging = _staging_dir(model_input_root, source["dataset"])
     config = PreprocessConfig.from_dict(source["preprocessing"])
     # preprocess writes into a temporary sibling and renames it onto `staging` only on success
@@ -359,15 +368,6 @@ def validate_encoded_data(staged: dict[str, Any], validation: dict[str, Any]) ->
 # --------------------------------------------------------------------------------------------
 # publishing
 # --------------------------------------------------------------------------------------------
-def _sha256_files(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def _swap_into_place(staging: Path, final: Path) -> None:
     """Rename ``staging`` onto ``final``; if that fails the previous ``final`` is put back."""
     old = final.with_name(f"{final.name}.old-{os.getpid()}")
@@ -384,30 +384,42 @@ def _swap_into_place(staging: Path, final: Path) -> None:
 
 
 def publish_model_input(staged: dict[str, Any], encoded_report: dict[str, Any], model_input_root: str) -> dict[str, Any]:
-    """Rename the validated staging folder into place and summarise it (rows, rates, data version)."""
+    """Rename the validated staging folder into place and summarise it (rows, rates, data version).
+
+    The data version (:func:`ttsctr.data.version.compute_data_version`) is computed in the staging
+    folder and written to its marker, so data and version are published by one rename, under the
+    dataset's lock (:mod:`ttsctr.data.lock`): no reader of this dataset runs meanwhile.
+    """
     source = staged["source"]
     final = Path(source["model_input_dir"])
     if staged["staging_dir"] is not None:
         staging = Path(staged["staging_dir"])
         try:
-            (staging / FINGERPRINT_FILE).write_text(json.dumps({"fingerprint": source["fingerprint"]}))
-            _swap_into_place(staging, final)
+            marker = {"fingerprint": source["fingerprint"], "data_version": compute_data_version(staging)}
+            (staging / FINGERPRINT_FILE).write_text(json.dumps(marker))
+            with dataset_lock(model_input_root, source["dataset"], what="publishing its model input"):
+                _swap_into_place(staging, final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        log.info("published model input for %s to %s", source["dataset"], final)
+        log.info("published model input for %s to %s (data version %s)", source["dataset"], final,
+                 marker["data_version"])
     return summarise_model_input(final, source)
 
 
 def summarise_model_input(model_input_dir: Path, source: dict[str, Any]) -> dict[str, Any]:
     feature_map = json.loads((model_input_dir / "feature_map.json").read_text())
+    data_version = published_data_version(model_input_dir)
+    if data_version is None:
+        raise DataFormatError(model_input_dir / FINGERPRINT_FILE, found="no data version",
+                              expected="a folder published by the data_processing pipeline")
     summary: dict[str, Any] = {
         "dataset": source["dataset"],
         "format": source["format"],
         "raw_path": source["raw_path"],
         "raw_files": source["raw_files"],
         "model_input_dir": str(model_input_dir),
-        "data_version": _sha256_files([model_input_dir / f"{s}.parquet" for s in SPLITS]),
+        "data_version": data_version,
         "num_fields": len(feature_map["fields"]),
         "num_features": int(feature_map["num_features"]),
         "rows": 0,

@@ -1,7 +1,8 @@
 """Scaling evaluation of one ensemble from its materialised predictions.
 
 Writes ``data/08_reporting/<dataset>/<ensemble>/scaling.{md,png}`` here; ``scaling.csv`` is the
-node's output, saved by the catalog next to them.
+node's output, saved by the catalog next to them. The table's ``data_version`` column is the
+encoding every merged prediction was computed from; predictions of another version are refused.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pyarrow.parquet as pq
 import pandas as pd
 
 from ttsctr.data.io import atomic_file
+from ttsctr.data.version import require_same_version
 from ttsctr.errors import ConfigError
 from ttsctr.experiment import EnsemblePlan, check_baseline
 from ttsctr.merging import MemberPool, scaling_table
@@ -69,6 +71,11 @@ def merge_ensemble(model_input_summary: dict[str, Any], merging: dict[str, Any],
     ``scaling.png`` beside the catalog's ``scaling.csv``.
     """
     dataset = model_input_summary["dataset"]
+    data_version = model_input_summary["data_version"]
+    what = f"merging {ensemble.name}"
+    for manifest in manifests:
+        require_same_version(manifest.get("data_version"), data_version, what=what,
+                             source=f"the predictions of {manifest['ensemble']}/{manifest['group']}")
     split = merging.get("split", "test")
     own, ref = list(manifests[: len(ensemble.groups)]), list(manifests[len(ensemble.groups):])
     pool = load_member_pool(own, split, ensemble)
@@ -94,4 +101,4 @@ def merge_ensemble(model_input_summary: dict[str, Any], merging: dict[str, Any],
     scaling_plot(table, out / "scaling.png", title=f"{ensemble.name} on {dataset}",
                  bayes_auc=model_input_summary.get("bayes_optimal_auc"), lr_auc=lr[0] if lr else None)
     log.info("scaling of %s on %s:\n%s", ensemble.name, dataset, markdown)
-    return table
+    return table.assign(data_version=data_version)

@@ -6,6 +6,12 @@ Every scale K of an ensemble becomes one version of the MLflow pyfunc model
 ``mean_prob``, Eq. 10, or ``mean_logit``) exactly as the merging pipeline merges them, so
 ``mlflow.pyfunc.load_model("models:/ttsctr-<dataset>-<ensemble>/<version>")`` turns raw rows into
 the merged probabilities of that ensemble.
+
+Registration is bound to the data: the run's data version (``model_input_summary``), the
+published folder whose vocabulary goes into the model, the scaling table and every trained group
+must agree, or nothing is registered (:class:`ttsctr.data.version.DataVersionError`). A version is
+identified by (ensemble, scale, merge rule, groups' configuration hashes, data version) and
+registered once, also when two runs race (:func:`ttsctr.tracking.register_version`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import pandas as pd
 
 from ttsctr import tracking
 from ttsctr.data.io import atomic_file
+from ttsctr.data.version import require_data_version, require_same_version
 from ttsctr.experiment import EnsemblePlan
 from ttsctr.pipelines.merging.nodes import DIVERSITY_SPLIT
 from ttsctr.reporting import experiment_markdown, logistic_numbers, metrics_json
@@ -50,7 +57,14 @@ def register_ensemble(model_input_summary: dict[str, Any], paths: dict[str, Any]
     rule is a version tag, so a version registered under another rule is not reused.
     """
     dataset = model_input_summary["dataset"]
-    report: dict[str, Any] = {"ensemble": ensemble.name, "dataset": dataset, "registered": []}
+    data_version = model_input_summary["data_version"]
+    what = f"registering {ensemble.name}"
+    _require_table_version(table, data_version, what=what, source=f"the scaling table of {ensemble.name}")
+    for group in trained:
+        require_same_version(group.get("data_version"), data_version, what=what, source=group["checkpoint"])
+    require_data_version(model_input_summary["model_input_dir"], data_version, what=what)
+    report: dict[str, Any] = {"ensemble": ensemble.name, "dataset": dataset, "data_version": data_version,
+                              "registered": []}
     if not tracking.tracking_active():
         return report
     folder = Path(paths["reporting"]) / dataset / ensemble.name
@@ -79,13 +93,19 @@ def register_ensemble(model_input_summary: dict[str, Any], paths: dict[str, Any]
         if existing is None:
             info = log_ensemble_model(name=f"{ensemble.name}_x{scale}", model_input_dir=model_input_summary["model_input_dir"],
                                       group_checkpoints=[g["checkpoint"] for g in groups],
-                                      registered_model_name=model_name, tags=tags, merge_rule=ensemble.merge_rule)
-            version = str(info.registered_model_version)
+                                      tags=tags, merge_rule=ensemble.merge_rule)
+            version = tracking.register_version(info.model_uri, model_name, tags)
         else:
             version = str(existing.version)
         report["registered"].append({"scale": scale, "model": model_name, "version": version,
                                      "uri": f"models:/{model_name}/{version}"})
     return report
+
+
+def _require_table_version(table: pd.DataFrame, data_version: str, *, what: str, source: str) -> None:
+    """A scaling table is of ``data_version`` when its ``data_version`` column says so in every row."""
+    found = set(table["data_version"].astype(str)) if "data_version" in table.columns else set()
+    require_same_version(found.pop() if len(found) == 1 else None, data_version, what=what, source=source)
 
 
 def _display_name(e: EnsemblePlan) -> str:
@@ -103,6 +123,9 @@ def summarise_experiment(model_input_summary: dict[str, Any], paths: dict[str, A
     (``merging.split``).
     """
     dataset = model_input_summary["dataset"]
+    for e, table in zip(ensembles, inputs[: len(ensembles)]):
+        _require_table_version(table, model_input_summary["data_version"], what="summarising the experiment",
+                               source=f"the scaling table of {e.name}")
     split = merging.get("split", "test")
     names = [_display_name(e) for e in ensembles]
     if len(set(names)) != len(names):  # two ensembles of the same backbones: keep them apart
@@ -125,7 +148,7 @@ def summarise_experiment(model_input_summary: dict[str, Any], paths: dict[str, A
     if tracking.tracking_active():
         mlflow.log_artifact(str(out), artifact_path="scaling")
     per_ensemble = metrics_json(dict(zip((e.name for e in ensembles), inputs[: len(ensembles)])))
-    metrics: dict[str, Any] = {"dataset": dataset, **per_ensemble}
+    metrics: dict[str, Any] = {"dataset": dataset, "data_version": model_input_summary["data_version"], **per_ensemble}
     if model_input_summary.get("bayes_optimal_auc") is not None:
         metrics["bayes_optimal_auc"] = model_input_summary["bayes_optimal_auc"]
     lr = logistic_numbers(logistic_reference, split)

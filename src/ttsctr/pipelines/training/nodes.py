@@ -3,6 +3,11 @@
 A group whose members, training settings and data version hash to a finished result is not
 retrained; an interrupted one resumes from its last epoch checkpoint. Each trained group is a
 nested MLflow run, and each member is registered as ``ttsctr-<dataset>-<backbone>``.
+
+The run's data version is the one in ``model_input_summary`` (taken when the run published or
+found its data). It is checked against the published folder before the splits are read and
+again after, recorded in the result and in the checkpoint, and a result is reused only with the
+same version (:mod:`ttsctr.data.version`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 import mlflow
 
 from ttsctr.data.io import atomic_write_json, load_split
+from ttsctr.data.version import require_data_version
 from ttsctr.experiment import EnsemblePlan, GroupPlan, config_hash
 from ttsctr.features import FeatureSpec
 from ttsctr.flops import model_cost
@@ -43,15 +49,18 @@ def train_group(
 ) -> dict[str, Any]:
     dataset = model_input_summary["dataset"]
     model_input = Path(model_input_summary["model_input_dir"])
-    chash = group_config_hash(group, training, model_input_summary["data_version"])
+    data_version = model_input_summary["data_version"]
+    what = f"training {ensemble.name}/{group.name}"
+    require_data_version(model_input, data_version, what=what)
+    chash = group_config_hash(group, training, data_version)
     out = group_dir(paths, dataset, ensemble.name, group.name)
     result_path = out / f"result-{chash}.json"
     own = json.loads(result_path.read_text()) if result_path.exists() else None
-    if own is not None and Path(own["checkpoint"]).exists():
+    if own is not None and _usable(own, data_version):
         log.info("%s/%s already trained with config %s; reusing it", ensemble.name, group.name, chash)
         result = own
         result["reused"] = True
-    elif (trained_elsewhere := _find_trained(paths, dataset, chash)) is not None:
+    elif (trained_elsewhere := _find_trained(paths, dataset, chash, data_version)) is not None:
         # Same members, settings and data (the hash covers all three): training is deterministic, so
         # another ensemble's group (e.g. wukong_x16's seed 3 inside wukong_rankmixer_x16) is this group.
         log.info("%s/%s: config %s was trained as %s; reusing it", ensemble.name, group.name, chash, trained_elsewhere.parent)
@@ -61,28 +70,37 @@ def train_group(
         atomic_write_json(result_path, result)
         result["reused"] = True
     else:
-        result = _train(model_input, dataset, training, group, ensemble, chash, out)
+        result = _train(model_input, dataset, data_version, training, group, ensemble, chash, out)
         atomic_write_json(result_path, result)
         result["reused"] = False
     _track(result, dataset, ensemble, group, registry, model_input)
     return result
 
 
-def _find_trained(paths: dict[str, Any], dataset: str, chash: str) -> Path | None:
+def _usable(result: dict[str, Any], data_version: str) -> bool:
+    """A finished result of ``data_version`` whose checkpoint is still there (an older result that
+    records no data version is trained again)."""
+    return result.get("data_version") == data_version and Path(result["checkpoint"]).exists()
+
+
+def _find_trained(paths: dict[str, Any], dataset: str, chash: str, data_version: str) -> Path | None:
     """A finished group of the same configuration hash in any ensemble of ``dataset``, if any."""
     for path in sorted((Path(paths["models"]) / dataset).glob(f"*/*/result-{chash}.json")):
         result = json.loads(path.read_text())
-        if "reused_from" not in result and Path(result["checkpoint"]).exists():
+        if "reused_from" not in result and _usable(result, data_version):
             return path
     return None
 
 
-def _train(model_input: Path, dataset: str, training: dict[str, Any], group: GroupPlan, ensemble: EnsemblePlan,
-           chash: str, out: Path) -> dict[str, Any]:
+def _train(model_input: Path, dataset: str, data_version: str, training: dict[str, Any], group: GroupPlan,
+           ensemble: EnsemblePlan, chash: str, out: Path) -> dict[str, Any]:
+    what = f"training {ensemble.name}/{group.name}"
     spec = FeatureSpec.load(model_input / "feature_map.json")
     train_split = load_split(model_input, "train")
     valid_split = load_split(model_input, "validation")
     test_split = load_split(model_input, "test")
+    # the folder may have been swapped while the splits were read: they must all be of one version
+    require_data_version(model_input, data_version, what=what)
     config = TrainConfig.from_dict(training)
     model = build_group(spec, group.members, weight_init=config.weight_init)
     fit = train(model, (train_split.x, train_split.y), (valid_split.x, valid_split.y), config,
@@ -90,7 +108,7 @@ def _train(model_input: Path, dataset: str, training: dict[str, Any], group: Gro
     # in the precision training early-stopped in
     test_metrics = evaluate(model, test_split.x, test_split.y, batch_size=config.eval_batch_size)
     checkpoint = out / f"group-{chash}.pt"
-    save_group(model, group.members, spec, checkpoint)
+    save_group(model, group.members, spec, checkpoint, data_version=data_version)
     member_costs = []
     for member in model.members:
         cost = model_cost(member)
@@ -104,6 +122,7 @@ def _train(model_input: Path, dataset: str, training: dict[str, Any], group: Gro
         "member_indices": list(group.member_indices),
         "members": [m.to_dict() for m in group.members],
         "config_hash": chash,
+        "data_version": data_version,
         "checkpoint": str(checkpoint),
         "history": fit.history,
         "protocol": config.protocol,
@@ -157,15 +176,19 @@ def _register_members(result: dict[str, Any], dataset: str, ensemble: EnsemblePl
     from ttsctr.training import load_group
 
     model, members, spec = load_group(result["checkpoint"])
+    # the registered model carries the published vocabulary: it must be the one the member learnt
+    require_data_version(model_input, model.data_version, what=f"registering the members of {ensemble.name}/{group.name}")
     for position, (member_spec, member_index) in enumerate(zip(members, result["member_indices"])):
         name = tracking.member_model_name(dataset, member_spec.backbone)
         tags = {"ensemble": ensemble.name, "group": group.name, "seed": str(member_spec.seed),
-                "member_index": str(member_index), "config_hash": result["config_hash"]}
+                "member_index": str(member_index), "config_hash": result["config_hash"],
+                "data_version": result["data_version"]}
         if tracking.find_model_version(name, tags) is not None:
             continue
         single = _single_member_checkpoint(model, members, spec, position, Path(result["checkpoint"]))
-        log_ensemble_model(name=f"member_{member_index:03d}", model_input_dir=model_input,
-                           group_checkpoints=[single], registered_model_name=name, tags=tags)
+        info = log_ensemble_model(name=f"member_{member_index:03d}", model_input_dir=model_input,
+                                  group_checkpoints=[single], tags=tags)
+        tracking.register_version(info.model_uri, name, tags)
 
 
 def _single_member_checkpoint(model: Any, members: Any, spec: FeatureSpec, position: int, checkpoint: Path) -> Path:
@@ -174,7 +197,7 @@ def _single_member_checkpoint(model: Any, members: Any, spec: FeatureSpec, posit
     path = checkpoint.with_name(checkpoint.stem + f".member{position}.pt")
     if not path.exists():
         single = GroupModel([model.members[position]])
-        save_group(single, [members[position]], spec, path)
+        save_group(single, [members[position]], spec, path, data_version=model.data_version)
     return path
 
 
@@ -190,17 +213,20 @@ def fit_logistic_reference(model_input_summary: dict[str, Any], reference: dict[
     dataset = model_input_summary["dataset"]
     settings = {"c_grid": [float(c) for c in reference.get("c_grid", DEFAULT_C_GRID)],
                 "max_train_rows": reference.get("max_train_rows", 2_000_000)}
-    chash = config_hash({"logistic": settings, "data": model_input_summary["data_version"]})
+    data_version = model_input_summary["data_version"]
+    model_input = Path(model_input_summary["model_input_dir"])
+    require_data_version(model_input, data_version, what="the logistic-regression reference")
+    chash = config_hash({"logistic": settings, "data": data_version})
     path = Path(paths["models"]) / dataset / "logistic_regression" / f"result-{chash}.json"
     if path.exists():
         return json.loads(path.read_text())
-    model_input = Path(model_input_summary["model_input_dir"])
     spec = FeatureSpec.load(model_input / "feature_map.json")
     splits = {s: load_split(model_input, s) for s in ("train", "validation", "test")}
+    require_data_version(model_input, data_version, what="the logistic-regression reference")
     fitted = fit_logistic_regression(*((splits[s].x, splits[s].y) for s in ("train", "validation", "test")),
                                      spec.num_features, c_grid=settings["c_grid"],
                                      max_train_rows=settings["max_train_rows"])
-    result = {"dataset": dataset, "data_version": model_input_summary["data_version"], **fitted.to_dict()}
+    result = {"dataset": dataset, "data_version": data_version, **fitted.to_dict()}
     log.info("logistic regression on %s: test AUC %.4f (C=%g, %d rows, %.1f s)", dataset, fitted.test_auc,
              fitted.C, fitted.train_rows, fitted.seconds)
     atomic_write_json(path, result)
