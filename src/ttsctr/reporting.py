@@ -401,6 +401,47 @@ def grouping_markdown(config: Mapping[str, Any]) -> str:
 
 
 
+# Reference AUCs (Bayes-optimal, logistic regression) within this fraction of the data's span
+# (0.5: the axis grows to at most 1.5 times the span) are drawn as lines; farther ones are notes.
+_NEAR_FRACTION = 0.5
+_PAD_FRACTION = 0.1  # margin around the plotted data, as a fraction of their span
+_MIN_PAD = 5e-4  # ... and at least this much (a flat curve, a single scale)
+_NOTE_BAND = 0.02  # room in the axes for the notes: this fraction of the axes height ...
+_NOTE_LINE = 0.075  # ... plus this much per line of text
+
+
+def _bar_rows(d: pd.DataFrame, sd: np.ndarray) -> np.ndarray:
+    """Rows that get an error bar: at least two distinct draws (``n_draws > 1``) and a finite
+    sd; a scale resting on one draw has no spread (its sd is NaN). Tables without ``n_draws``:
+    where the sd is finite and positive."""
+    finite = np.isfinite(sd)
+    if "n_draws" in d.columns:
+        draws = pd.to_numeric(d["n_draws"], errors="coerce").to_numpy(dtype=float)
+        return finite & (np.nan_to_num(draws, nan=0.0) > 1)
+    return finite & (sd > 0)
+
+
+def _limits(values: Sequence[float], top_lines: int = 0, bottom_lines: int = 0) -> tuple[float, float] | None:
+    """y-limits around ``values`` (NaNs dropped): their range, a margin of ``_PAD_FRACTION``
+    of the span (at least ``_MIN_PAD``) and, above or below, a band for that many note lines
+    (so a note never covers a point). None when nothing is finite."""
+    finite = [float(v) for v in values if math.isfinite(v)]
+    if not finite:
+        return None
+    lo, hi = min(finite), max(finite)
+    pad = max(_PAD_FRACTION * (hi - lo), _MIN_PAD)
+    f_top = _NOTE_BAND + _NOTE_LINE * top_lines if top_lines else 0.0
+    f_bot = _NOTE_BAND + _NOTE_LINE * bottom_lines if bottom_lines else 0.0
+    height = (hi - lo + 2 * pad) / (1.0 - f_top - f_bot)
+    return lo - pad - f_bot * height, hi + pad + f_top * height
+
+
+def _is_near(value: float, lo: float, hi: float) -> bool:
+    """Whether a reference AUC is close enough to the data ``[lo, hi]`` to be drawn as a line."""
+    reach = _NEAR_FRACTION * max(hi - lo, 2 * _MIN_PAD)
+    return lo - reach <= value <= hi + reach
+
+
 def scaling_figure(
     table: pd.DataFrame | Mapping[str, pd.DataFrame],
     title: str = "",
@@ -410,69 +451,95 @@ def scaling_figure(
     """The scaling plot as a matplotlib ``Figure`` (Agg canvas, no pyplot): AUC (left) and
     logloss (right) against scale on a log2 x-axis.
 
-    Error bars (± sd) only where a scale rests on at least two distinct draws (``n_draws``;
-    tables without it: where the sd is finite and positive). Significant AUCs get a filled
-    marker; a dotted line marks each ensemble's mean 1× AUC (``auc_1x``), the reference of the
-    tests. The AUC axis is scaled to the plotted data, never stretched to ``bayes_auc`` or
-    ``lr_auc``: those are written as text in the panel.
+    Error bars (± sd) only where a scale rests on at least two distinct draws (``n_draws > 1``
+    and a finite sd; tables without ``n_draws``: where the sd is finite and positive). Open
+    markers are not significant, filled ones significantly above the 1× AUC (DeLong); a dotted
+    line marks each ensemble's mean 1× AUC (``auc_1x``), the reference of the tests.
+
+    Both axes are scaled to the plotted data (means, ± sd where a bar is drawn, and on the AUC
+    panel the 1× reference) with a margin of a tenth of their span. The Bayes-optimal AUC
+    (``bayes_auc``) and the logistic-regression AUC (``lr_auc``) are drawn as labelled
+    horizontal lines only when they lie within half the data's span of the data (then they
+    join the limits); otherwise they are written as a note at the axis edge they lie beyond
+    ("↑ ..., above the axis" at the top, "↓ ..., below the axis" at the bottom), in a band kept
+    free of data, so that a ceiling at 0.85 does not flatten gains of 0.01 at 0.79.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
     tabs = _check_tables({"": table} if isinstance(table, pd.DataFrame) else table)
     bayes = _check_finite("scaling_plot: bayes_auc", bayes_auc)
     lr = _check_finite("scaling_plot: lr_auc", lr_auc)
 
-    fig = Figure(figsize=(9.0, 3.6), layout="constrained")
+    fig = Figure(figsize=(10.0, 4.0), layout="constrained")
     FigureCanvasAgg(fig)
     ax_auc, ax_ll = fig.subplots(1, 2)
     all_scales: set[float] = set()
     auc_extent: list[float] = []
-    sig_labelled = False
+    ll_extent: list[float] = []
+    colors: list[str] = []
+    any_sig = any_ref = False
     for name, df in tabs.items():
         d = df.sort_values("scale")
         x = d["scale"].to_numpy(dtype=float)
-        all_scales.update(x.tolist())
+        all_scales.update(x[np.isfinite(x)].tolist())
         label = name or None
         auc = d["auc_mean"].to_numpy(dtype=float)
         auc_sd = d["auc_std"].to_numpy(dtype=float)
         ll = d["logloss_mean"].to_numpy(dtype=float)
         ll_sd = d["logloss_std"].to_numpy(dtype=float)
-        if "n_draws" in d.columns:
-            bars = d["n_draws"].to_numpy() >= 2
-        else:
-            bars = np.isfinite(auc_sd) & (auc_sd > 0)
+        auc_bars = _bar_rows(d, auc_sd)
+        ll_bars = _bar_rows(d, ll_sd)
         (line,) = ax_auc.plot(x, auc, marker="o", mfc="white", label=label)
         color = line.get_color()
-        if bars.any():
-            ax_auc.errorbar(x[bars], auc[bars], yerr=auc_sd[bars], fmt="none", ecolor=color, capsize=3)
-        sig = d["significant"].to_numpy(dtype=bool)
+        colors.append(color)
+        if auc_bars.any():
+            ax_auc.errorbar(x[auc_bars], auc[auc_bars], yerr=auc_sd[auc_bars], fmt="none", ecolor=color, capsize=3)
+        sig = d["significant"].fillna(False).to_numpy(dtype=bool)
         if sig.any():
-            sig_label = None if sig_labelled else "significant vs 1× (DeLong)"
-            sig_labelled = True
-            ax_auc.plot(x[sig], auc[sig], "o", color=color, label=sig_label)
-        auc_extent += list(auc) + list((auc + auc_sd)[bars]) + list((auc - auc_sd)[bars])
+            any_sig = True
+            ax_auc.plot(x[sig], auc[sig], "o", color=color)
+        auc_extent += [*auc, *(auc + auc_sd)[auc_bars], *(auc - auc_sd)[auc_bars]]
         if "auc_1x" in d.columns and np.isfinite(d["auc_1x"].iloc[0]):
             ref = float(d["auc_1x"].iloc[0])
+            any_ref = True
             ax_auc.axhline(ref, ls=":", lw=1.0, color=color)
             auc_extent.append(ref)
         ax_ll.plot(x, ll, marker="o", color=color, label=label)
-        if bars.any():
-            ax_ll.errorbar(x[bars], ll[bars], yerr=ll_sd[bars], fmt="none", ecolor=color, capsize=3)
-    finite = [v for v in auc_extent if math.isfinite(v)]
-    if finite:
-        lo, hi = min(finite), max(finite)
-        pad = max(0.15 * (hi - lo), 5e-4)
-        ax_auc.set_ylim(lo - pad, hi + pad)
-    notes = []
-    if bayes is not None:
-        notes.append(f"Bayes-optimal AUC {bayes:.4f}")
-    if lr is not None:
-        notes.append(f"logistic regression AUC {lr:.4f}")
-    if notes:
-        ax_auc.text(0.02, 0.98, "\n".join(notes), transform=ax_auc.transAxes, ha="left", va="top",
-                    fontsize="small", color="0.3")
+        if ll_bars.any():
+            ax_ll.errorbar(x[ll_bars], ll[ll_bars], yerr=ll_sd[ll_bars], fmt="none", ecolor=color, capsize=3)
+        ll_extent += [*ll, *(ll + ll_sd)[ll_bars], *(ll - ll_sd)[ll_bars]]
+
+    data = [v for v in auc_extent if math.isfinite(v)]
+    above: list[str] = []
+    below: list[str] = []
+    for value, text, style in (
+        (bayes, f"Bayes-optimal AUC {bayes:.4f} (planted model)" if bayes is not None else "", "--"),
+        (lr, f"logistic regression AUC {lr:.4f}" if lr is not None else "", "-."),
+    ):
+        if value is None:
+            continue
+        if not data or _is_near(value, min(data), max(data)):
+            ax_auc.axhline(value, ls=style, lw=1.0, color="0.45", label=text)
+            auc_extent.append(value)
+        elif value > max(data):
+            above.append(f"↑ {text}, above the axis")
+        else:
+            below.append(f"↓ {text}, below the axis")
+    note = {"transform": ax_auc.transAxes, "ha": "left", "fontsize": "small", "color": "0.3"}
+    if above:
+        ax_auc.text(0.02, 0.985, "\n".join(above), va="top", **note)
+    if below:
+        ax_auc.text(0.02, 0.015, "\n".join(below), va="bottom", **note)
+    auc_lim = _limits(auc_extent, top_lines=len(above), bottom_lines=len(below))
+    if auc_lim is not None:
+        ax_auc.set_ylim(*auc_lim)
+    ll_lim = _limits(ll_extent)
+    if ll_lim is not None:
+        ax_ll.set_ylim(*ll_lim)
+
     ticks = sorted(all_scales)
     for ax, ylabel in ((ax_auc, "AUC ↑"), (ax_ll, "Logloss ↓")):
         ax.set_xscale("log", base=2)
@@ -484,8 +551,21 @@ def scaling_figure(
         ax.set_xlabel("scale (members merged)")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-    if ax_auc.get_legend_handles_labels()[1]:
-        ax_auc.legend(fontsize="small", loc="lower right")
+    # the legend goes below the panels (inside it would cover points or the notes): the
+    # ensembles, then what markers and dotted lines mean (in the ensemble's colour when there is
+    # one, else grey), then the reference AUCs drawn as lines
+    handles, labels = ax_auc.get_legend_handles_labels()
+    ensembles = [(h, lab) for h, lab in zip(handles, labels) if lab in tabs]
+    references = [(h, lab) for h, lab in zip(handles, labels) if lab not in tabs]
+    key = colors[0] if len(colors) == 1 else "0.3"
+    if any_sig:
+        ensembles.append((Line2D([], [], ls="none", marker="o", color=key), "significant vs 1× (DeLong)"))
+    if any_ref:
+        ensembles.append((Line2D([], [], ls=":", lw=1.0, color=key), "mean 1× AUC (reference)"))
+    entries = ensembles + references
+    if entries:
+        fig.legend(*zip(*entries), loc="outside lower center", ncols=min(len(entries), 4), fontsize="small",
+                   frameon=False)
     if title:
         fig.suptitle(title)
     return fig

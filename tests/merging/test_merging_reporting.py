@@ -239,3 +239,84 @@ def test_scaling_plot_writes_png_atomically(tmp_path, pool: MemberPool) -> None:
     assert target.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ConfigError, match="bayes_auc"):
         scaling_plot(table, target, bayes_auc=math.nan)
+
+
+def _errorbar_x(ax) -> list[float]:
+    """The x of every drawn error bar (one vertical segment per bar)."""
+    from matplotlib.container import ErrorbarContainer
+
+    return sorted(float(seg[0][0]) for c in ax.containers if isinstance(c, ErrorbarContainer)
+                  for seg in c.lines[2][0].get_segments())
+
+
+def _hlines_at(ax, y: float) -> list:
+    """Horizontal lines (axhline) drawn at ``y``."""
+    return [ln for ln in ax.lines if len(set(ln.get_ydata())) == 1 and math.isclose(ln.get_ydata()[0], y)]
+
+
+# a realistic synthetic run (data/08_reporting/synthetic/dcnv2_x8): AUC 0.783-0.792, ceiling 0.8468, LR 0.6698
+REAL = _table([1, 2, 4, 8], [0.78505, 0.78854, 0.79037, 0.79129], [0.46122, 0.45668, 0.45434, 0.45319],
+              [False, True, True, True], n_draws=[8, 8, 8, 1]).assign(
+    auc_std=[0.00221, 0.00144, 0.00083, NAN], logloss_std=[0.00228, 0.00134, 0.00103, NAN])
+
+
+def test_plot_auc_axis_is_not_stretched_to_the_ceiling_or_the_logistic_regression() -> None:
+    fig = scaling_figure(REAL, title="dcnv2_x8 on synthetic", bayes_auc=0.8468, lr_auc=0.6698)
+    ax_auc, ax_ll = fig.axes
+    lo, hi = ax_auc.get_ylim()
+    data_lo, data_hi = 0.78505 - 0.00221, 0.79129  # 1x mean - sd .. 8x mean
+    margin = 0.5 * (data_hi - data_lo)  # padding plus the bands that hold the two notes
+    assert data_lo - margin <= lo < data_lo and data_hi < hi <= data_hi + margin
+    assert hi < 0.80 and lo > 0.775  # a gain of 0.006 fills the panel, not a fifth of it
+    texts = [t.get_text() for t in ax_auc.texts]
+    assert "↑ Bayes-optimal AUC 0.8468 (planted model), above the axis" in texts
+    assert "↓ logistic regression AUC 0.6698, below the axis" in texts
+    assert not _hlines_at(ax_auc, 0.8468) and not _hlines_at(ax_auc, 0.6698)  # notes, not lines
+    assert _hlines_at(ax_auc, 0.78505)  # the 1x reference stays a dotted line
+    ll_lo, ll_hi = ax_ll.get_ylim()
+    assert 0.45319 - 0.002 < ll_lo < 0.45319 and 0.46122 + 0.00228 < ll_hi < 0.46122 + 0.00228 + 0.002
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["significant vs 1× (DeLong)", "mean 1× AUC (reference)"]
+
+
+def test_plot_references_near_the_data_are_lines_on_the_axis() -> None:
+    fig = scaling_figure(REAL, bayes_auc=0.7935, lr_auc=0.7790)  # both within half the data's span
+    ax_auc = fig.axes[0]
+    assert not ax_auc.texts
+    lo, hi = ax_auc.get_ylim()
+    for y, label in ((0.7935, "Bayes-optimal AUC 0.7935 (planted model)"), (0.7790, "logistic regression AUC 0.7790")):
+        (line,) = _hlines_at(ax_auc, y)
+        assert line.get_label() == label and lo < y < hi
+        assert label in [t.get_text() for t in fig.legends[0].get_texts()]
+    # one near, one far: the far one stays a note on its side
+    fig = scaling_figure(REAL, bayes_auc=0.8468, lr_auc=0.7790)
+    ax_auc = fig.axes[0]
+    assert [t.get_text() for t in ax_auc.texts] == ["↑ Bayes-optimal AUC 0.8468 (planted model), above the axis"]
+    assert _hlines_at(ax_auc, 0.7790) and ax_auc.get_ylim()[1] < 0.80
+    # without references: no notes, no legend entries for them
+    fig = scaling_figure(REAL)
+    assert not fig.axes[0].texts and len(fig.legends[0].get_texts()) == 2
+
+
+def test_plot_error_bars_only_for_several_distinct_draws() -> None:
+    t = _table([1, 2, 4, 8, 16], [0.70, 0.71, 0.715, 0.72, 0.721], [0.5, 0.49, 0.48, 0.475, 0.47],
+               [False, True, True, True, True], n_draws=[8, 4, 1, 2, 1])
+    t.loc[t["scale"] == 4, ["auc_std", "logloss_std"]] = 0.0  # one draw: an sd of 0 is no spread either
+    t.loc[t["scale"] == 8, ["auc_std", "logloss_std"]] = NAN  # sd unknown: nothing to draw
+    fig = scaling_figure(t, bayes_auc=0.9)
+    ax_auc, ax_ll = fig.axes
+    assert _errorbar_x(ax_auc) == [1.0, 2.0] and _errorbar_x(ax_ll) == [1.0, 2.0]
+    # several ensembles: each gets its own bars, the ensembles lead the legend
+    fig = scaling_figure({"a": t, "b": t.assign(n_draws=[8, 4, 4, 4, 4], auc_std=0.001, logloss_std=0.001)})
+    assert _errorbar_x(fig.axes[0]) == [1.0, 1.0, 2.0, 2.0, 4.0, 8.0, 16.0]
+    labels = [x.get_text() for x in fig.legends[0].get_texts()]
+    assert labels == ["a", "b", "significant vs 1× (DeLong)", "mean 1× AUC (reference)"]
+
+
+def test_scaling_plot_png_of_a_realistic_table(tmp_path) -> None:
+    target = tmp_path / "synthetic" / "dcnv2_x8" / "scaling.png"
+    assert scaling_plot(REAL, target, title="dcnv2_x8 on synthetic", bayes_auc=0.8468, lr_auc=0.6698) == target
+    data = target.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (1200, 480)  # 10 x 4 inches at 120 dpi
