@@ -95,8 +95,9 @@ def _seeds(entry: Mapping[str, Any], where: str) -> list[int]:
 def plan_ensemble(name: str, config: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> EnsemblePlan:
     """Validate one ensemble's configuration and lay out its members and training groups."""
     where = f"ensemble {name!r}"
-    if not _NAME.match(name):
-        raise ConfigError(f"{where}: names must be letters, digits and underscores (they become Kedro namespaces)")
+    if not _NAME.match(name) or "__" in name:
+        raise ConfigError(f"{where}: names must be letters, digits and single underscores (they become Kedro "
+                          "namespaces; '__' separates the parts of catalog dataset names)")
     cfg = {**(defaults or {}), **config}
     entries = cfg.get("members")
     if not entries:

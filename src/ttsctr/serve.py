@@ -40,10 +40,44 @@ def create_app() -> Any:
     """MLflow's scoring app for the model at ``$TTSCTR_SERVE_MODEL_PATH``, behind :class:`JsonGuard`."""
     from mlflow.pyfunc import scoring_server
 
-    model = scoring_server.load_model_with_mlflow_config(os.environ[ENV_MODEL_PATH])
+    model = StrictColumns(scoring_server.load_model_with_mlflow_config(os.environ[ENV_MODEL_PATH]))
     return JsonGuard(scoring_server.init(model),
                      max_body_bytes=int(os.environ.get(ENV_MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES)),
                      max_depth=int(os.environ.get(ENV_MAX_DEPTH, DEFAULT_MAX_DEPTH)))
+
+
+class StrictColumns:
+    """A pyfunc model that refuses columns its signature does not name, or names twice (HTTP 400).
+
+    MLflow's schema enforcement drops undeclared columns with a log warning before the model
+    sees them (a request with a misspelt field would be answered as if the field were missing)
+    and fails on repeated ones with an unrelated message. Everything else is the wrapped
+    model's (``__getattr__``).
+    """
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        schema = model.metadata.get_input_schema()
+        self._names = list(schema.input_names()) if schema is not None and schema.has_input_names() else None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        import pandas as pd
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+        if self._names is not None and isinstance(data, pd.DataFrame):
+            columns = [str(c) for c in data.columns]
+            extra = [c for c in columns if c not in self._names]
+            repeated = sorted({c for c in columns if columns.count(c) > 1})
+            if extra or repeated:
+                found = "; ".join(part for part in (f"unexpected columns {extra}" if extra else "",
+                                                    f"duplicated columns {repeated}" if repeated else "") if part)
+                raise MlflowException(f"{found}; expected exactly the raw fields {self._names}, each once",
+                                      error_code=INVALID_PARAMETER_VALUE)
+        return self._model.predict(data, params=params)
 
 
 def _positive(text: str) -> int:

@@ -190,6 +190,48 @@ def build_artifacts(model_input_dir: str | Path, group_checkpoints: Sequence[str
     return artifacts
 
 
+def model_signature(model_input_dir: str | Path) -> Any:
+    """The signature of a merged ensemble: the dataset's raw fields in, ``probability`` out.
+
+    The raw fields are declared with MLflow's ``Any`` type and as optional: MLflow's schema
+    enforcement would otherwise answer in its own words (or drop columns) before the model's
+    checks run, and those checks are stricter (a number in a categorical field, a missing or
+    extra column: see the module docstring). ``ttsctr-serve`` rejects extra columns before MLflow
+    drops them (:func:`ttsctr.serve.create_app`).
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    from ttsctr.data.io import load_feature_map
+
+    names = [f["name"] for f in load_feature_map(model_input_dir)["fields"]]
+    return ModelSignature(inputs=Schema([ColSpec(AnyType(), name, required=False) for name in names]),
+                          outputs=Schema([ColSpec("double", "probability")]))
+
+
+def raw_input_example(source: dict[str, Any], model_input_dir: str | Path, rows: int = 1) -> pd.DataFrame:
+    """``rows`` real raw rows of the dataset's raw file(s), with exactly the served fields.
+
+    ``source``: ``format``, ``raw_files`` (as in the data_processing summary); the reader options
+    are the feature map's. The first rows whose categorical fields are all present are taken
+    (else the first rows): MLflow stores the example as JSON and reads it back with pandas, which
+    turns a categorical column of nothing but ``null`` into float NaN, a number to the model.
+    """
+    from ttsctr.data.io import load_feature_map
+    from ttsctr.data.readers import get_reader
+
+    fmap = load_feature_map(model_input_dir)
+    reader = get_reader(source["format"], **(fmap.get("reader_options") or {}))
+    categorical = [f.name for f in reader.fields if f.kind == "categorical"]
+    for chunk in reader.iter_chunks(source["raw_files"][0], 1 << 20):
+        if not chunk.num_rows:
+            continue
+        frame = chunk.select(list(reader.field_names)).to_pandas()
+        complete = frame[frame[categorical].notna().all(axis=1)] if categorical else frame
+        return (complete if len(complete) >= rows else frame).head(rows).reset_index(drop=True)
+    raise TTSCTRError(f"{source['raw_files'][0]}: no rows to take an input example from")
+
+
 def log_ensemble_model(
     *,
     name: str,
@@ -197,13 +239,15 @@ def log_ensemble_model(
     group_checkpoints: Sequence[str | Path],
     tags: dict[str, str] | None = None,
     merge_rule: str = "mean_prob",
+    input_example: pd.DataFrame | None = None,
 ) -> Any:
     """Log a merged ensemble in the active MLflow run; returns MLflow's ModelInfo.
 
-    Register it with :func:`ttsctr.tracking.register_version` (one version per identity, also
-    under races). ``merge_rule`` is the ensemble's configured rule (``mean_prob`` or
-    ``mean_logit``); an unknown rule is a :class:`~ttsctr.errors.ConfigError` before anything is
-    logged.
+    Logged with its :func:`model_signature` and, when given, a raw ``input_example``
+    (:func:`raw_input_example`), which MLflow runs through the model once to check it. Register
+    it with :func:`ttsctr.tracking.register_version` (one version per identity, also under
+    races). ``merge_rule`` is the ensemble's configured rule (``mean_prob`` or ``mean_logit``);
+    an unknown rule is a :class:`~ttsctr.errors.ConfigError` before anything is logged.
     """
     from ttsctr.tracking import pip_requirements
 
@@ -214,17 +258,18 @@ def log_ensemble_model(
             python_model=python_model,
             artifacts=build_artifacts(model_input_dir, group_checkpoints, tmp),
             pip_requirements=pip_requirements(),
+            signature=model_signature(model_input_dir),
+            input_example=input_example,
             tags=tags,
         )
 
 
 @contextmanager
 def _quiet_mlflow_logging() -> Iterator[None]:
-    """Silence two warnings MLflow repeats for every logged model: the python_model object is
-    cloudpickled (intended: the class lives in the installed ttsctr package) and no signature
-    is inferred (intended: ``predict`` validates columns itself so extra columns are rejected,
-    which MLflow's schema enforcement would silently drop)."""
-    names = ("mlflow.pyfunc", "mlflow.models.model", "mlflow.models.signature")
+    """Silence what MLflow repeats for every logged model: the python_model object is
+    cloudpickled (intended: the class lives in the installed ttsctr package) and the input
+    example is validated against the signature (informational)."""
+    names = ("mlflow.pyfunc", "mlflow.models.model", "mlflow.models.signature", "mlflow.models.utils")
     loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:

@@ -13,6 +13,7 @@ oldest version of the same identity when two processes race.
 from __future__ import annotations
 
 import fcntl
+import math
 from contextlib import contextmanager
 from pathlib import Path
 from importlib.metadata import version
@@ -103,6 +104,33 @@ def close_runs_of_dead_processes(client: Any | None = None) -> list[str]:
         page_token = runs.token
         if not page_token:
             return closed
+
+
+def log_split_inputs(model_input_dir: str | Path, dataset: str, data_version: str, splits: Mapping[str, str]) -> None:
+    """Record encoded splits as the active run's inputs (``mlflow.log_input``), ``{split: context}``.
+
+    A metadata dataset (path, name ``<dataset>-<split>``, digest = data version): the splits are
+    not read again to be logged, and runs of the same data share one dataset entry per split.
+    """
+    if not tracking_active():
+        return
+    from mlflow.data.dataset_source_registry import get_registered_sources
+    from mlflow.data.meta_dataset import MetaDataset
+
+    # MLflow registers its local-file source class twice; resolving a path by name would warn
+    local = next(c for c in get_registered_sources() if c.__name__ == "LocalArtifactDatasetSource")
+    for split, context in splits.items():
+        source = local(str(Path(model_input_dir).absolute() / f"{split}.parquet"))
+        mlflow.log_input(MetaDataset(source, name=f"{dataset}-{split}", digest=data_version), context=context)
+
+
+def finite_metrics(values: Mapping[str, Any]) -> dict[str, float]:
+    """``values`` as MLflow metrics: numbers and bools as floats, NaN/inf and None left out."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, (bool, int, float)) and value is not None and math.isfinite(float(value)):
+            out[key] = float(value)
+    return out
 
 
 def log_flat_params(params: Mapping[str, Any], prefix: str = "") -> None:

@@ -117,13 +117,14 @@ def test_grouped_node_uses_the_baseline_members_as_1x(tmp_path, plans, predictio
 
 def test_pipelines_wire_baseline_predictions_and_logistic_reference(plans) -> None:
     single, grouped = plans
-    nodes = {n.name.split(".", 1)[1]: n for n in merging_pipeline([single, grouped]).nodes}  # Kedro prefixes the namespace
+    nodes = {n.name: n for n in merging_pipeline([single, grouped]).nodes}  # namespace.name, once
+    assert sorted(nodes) == ["d4.merge_ensemble", "dg4.merge_ensemble"]
     assert nodes["dg4.merge_ensemble"].inputs == [
         "model_input_summary", "params:tts.merging", "params:tts.paths", "logistic_reference",
-        "dg4.group_00.group_predictions", "dg4.group_01.group_predictions",
-        *[f"d4.group_0{i}.group_predictions" for i in range(4)],
+        "dg4__group_00__group_predictions", "dg4__group_01__group_predictions",
+        *[f"d4__group_0{i}__group_predictions" for i in range(4)],
     ]
-    assert nodes["d4.merge_ensemble"].inputs[-1] == "d4.group_03.group_predictions"
+    assert nodes["d4.merge_ensemble"].inputs[-1] == "d4__group_03__group_predictions"
     with pytest.raises(ConfigError, match="baseline 'd4' is not among"):
         merging_pipeline([grouped])
     summary = next(n for n in reporting_pipeline([single, grouped]).nodes if n.name == "summarise_experiment")

@@ -65,7 +65,7 @@ def _client(project: Path) -> mlflow.MlflowClient:
 def test_scaling_tables_have_a_row_per_scale(tts_run) -> None:
     project, proc = tts_run
     dcn, wr = _read_table(project, "dcnv2_x4"), _read_table(project, "wr_x2")
-    assert list(dcn.columns) == [*SCALING_COLUMNS, "data_version"]
+    assert list(dcn.columns) == [*SCALING_COLUMNS, "valid_auc", "data_version"]
     summary = json.loads((project / "data" / "05_model_input" / f"{DATASET}.summary.json").read_text())
     assert set(dcn["data_version"]) == {summary["data_version"]}
     assert dcn["scale"].tolist() == [1, 2, 4] and dcn["n_members"].tolist() == [1, 2, 4]
@@ -142,11 +142,111 @@ def test_members_and_ensembles_are_registered(tts_run) -> None:
         assert sorted(int(v.tags["seed"]) for v in versions) == [0, 1]
     ens = client.search_model_versions("name = 'ttsctr-synthetic-dcnv2_x4'")
     assert sorted(int(v.tags["scale"]) for v in ens) == [1, 2, 4]
-    # one parent run per `kedro run`, one nested run per trained group with metrics
+    # one parent run per `kedro run`; nested: one run per trained group, one per (ensemble, scale)
     runs = client.search_runs([client.get_experiment_by_name("ttsctr").experiment_id])
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(children) == 4 + 4 + 2  # one per trained group
-    assert all("test_auc" in r.data.metrics and "member0_flops_per_row" in r.data.metrics for r in children)
+    groups = [r for r in children if "group" in r.data.params]
+    scales = [r for r in children if "scale" in r.data.params]
+    assert len(groups) == 4 + 4 + 2 and len(scales) == 3 + 2 + 2 and len(children) == len(groups) + len(scales)
+    common = {"test_auc", "test_logloss", "members", "flops_per_row"}
+    assert all(common <= set(r.data.metrics) for r in children)
+    assert all({"valid_auc", "pairwise_r", "auc_1x"} <= set(r.data.metrics) for r in scales)
+    assert all("p_delong" in r.data.metrics for r in scales if r.data.params["scale"] != "1")  # 1× is the reference
+    assert all({"best_valid_auc", "best_epoch"} <= set(r.data.metrics) for r in groups)
+
+
+def test_mlflow_runs_compare_ensembles_by_scale(tts_run) -> None:
+    project, _ = tts_run
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
+    frame = mlflow.search_runs(experiment_names=["ttsctr"], filter_string="params.scale != ''")
+    assert sorted(zip(frame["params.ensemble"], frame["params.scale"].astype(int))) == sorted(
+        [("dcnv2_x4", 1), ("dcnv2_x4", 2), ("dcnv2_x4", 4), ("wr_x2", 1), ("wr_x2", 2), ("dcnv2_g2", 2), ("dcnv2_g2", 4)])
+    table = _read_table(project, "dcnv2_x4").set_index("scale")
+    summary = json.loads((project / "data" / "05_model_input" / f"{DATASET}.summary.json").read_text())
+    for _, run in frame[frame["params.ensemble"] == "dcnv2_x4"].iterrows():
+        scale = int(run["params.scale"])
+        assert run["metrics.test_auc"] == pytest.approx(table.loc[scale, "auc_mean"], rel=1e-12)
+        assert run["metrics.valid_auc"] == pytest.approx(table.loc[scale, "valid_auc"], rel=1e-12)
+        assert run["metrics.members"] == scale and run["params.merge_rule"] == "mean_prob"
+        assert run["params.backbones"] == "dcnv2" and run["params.presets"] == "small"
+        assert run["params.seeds"] == ",".join(str(s) for s in range(scale))
+        assert run["params.data_version"] == summary["data_version"] and run["params.group_size"] == "1"
+    flops = frame.set_index(["params.ensemble", "params.scale"])["metrics.flops_per_row"]
+    assert flops[("dcnv2_x4", "4")] == pytest.approx(4 * flops[("dcnv2_x4", "1")])
+    parent = mlflow.search_runs(experiment_names=["ttsctr"], filter_string="tags.`mlflow.runName` = '__default__'")
+    assert "params.tts.training.max_epochs" in parent.columns  # configuration as flat params
+
+
+def test_group_runs_log_every_epoch_once_and_their_inputs(tts_run) -> None:
+    project, _ = tts_run
+    client = _client(project)
+    experiment = client.get_experiment_by_name("ttsctr").experiment_id
+    groups = client.search_runs([experiment], "params.group = 'group_00' and params.ensemble = 'dcnv2_x4'")
+    assert len(groups) == 1
+    run = groups[0]
+    trained = json.loads((project / "data" / "06_models" / DATASET / "dcnv2_x4" / "group_00" / "trained_group.json").read_text())
+    history = client.get_metric_history(run.info.run_id, "valid_auc")
+    assert [m.step for m in history] == [row["epoch"] for row in trained["history"]]  # no step-0 point
+    assert run.data.metrics["best_valid_auc"] == pytest.approx(trained["valid_auc"])
+    assert {i.dataset.name for i in run.inputs.dataset_inputs} == {f"{DATASET}-train", f"{DATASET}-validation", f"{DATASET}-test"}
+
+
+def test_registered_ensemble_loads_by_alias_with_signature_and_example(tts_run) -> None:
+    project, _ = tts_run
+    client = _client(project)
+    model = client.get_registered_model("ttsctr-synthetic-dcnv2_x4")
+    assert {"scale-1", "scale-2", "scale-4", "best"} <= set(model.aliases)
+    best = client.get_model_version_by_alias("ttsctr-synthetic-dcnv2_x4", "best")
+    table = _read_table(project, "dcnv2_x4")
+    assert int(best.tags["scale"]) == int(table.loc[table["auc_mean"].idxmax(), "scale"])
+    four = client.get_model_version_by_alias("ttsctr-synthetic-dcnv2_x4", "scale-4")
+    assert four.tags["scale"] == "4" and "at 4×" in four.description
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
+    cwd = os.getcwd()
+    os.chdir(project)
+    try:
+        loaded = mlflow.pyfunc.load_model("models:/ttsctr-synthetic-dcnv2_x4@scale-4")
+        example = loaded.input_example
+    finally:
+        os.chdir(cwd)
+    fields = FeatureEncoder.load(project / "data" / "05_model_input" / DATASET).field_names
+    assert list(loaded.metadata.get_input_schema().input_names()) == list(fields)
+    assert list(example.columns) == list(fields) and len(example) == 1
+    prob = loaded.predict(example)["probability"]
+    assert len(prob) == 1 and 0 < prob.iloc[0] < 1
+    logged = mlflow.get_logged_model(loaded.model_id)
+    assert logged.name == "dcnv2_x4-4x" and logged.metrics and {m.key for m in logged.metrics} >= {"test_auc", "members"}
+
+
+def test_catalog_loads_splits_predictions_tables_and_plots(tts_run) -> None:
+    project, _ = tts_run
+    script = (
+        "import sys, json\n"
+        "from pathlib import Path\n"
+        "from kedro.framework.session import KedroSession\n"
+        "from kedro.framework.startup import bootstrap_project\n"
+        "bootstrap_project(Path.cwd())\n"
+        "with KedroSession.create(project_path=Path.cwd()) as session:\n"
+        "    catalog = session.load_context().catalog\n"
+        "    out = {}\n"
+        "    for name in ('train', 'dcnv2_x4__group_00__test_predictions', 'dcnv2_x4__scaling_table'):\n"
+        "        frame = catalog.load(name)\n"
+        "        out[name] = [type(frame).__name__, len(frame), list(frame.columns)[:3]]\n"
+        "    image = catalog.load('dcnv2_x4__scaling_plot')\n"
+        "    out['plot'] = list(image.size)\n"
+        "    out['report'] = catalog.load('dcnv2_x4__scaling_report')[:40]\n"
+        "print(json.dumps(out))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=project, env=kedro_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    summary = json.loads((project / "data" / "05_model_input" / f"{DATASET}.summary.json").read_text())
+    assert out["train"][:2] == ["DataFrame", summary["splits"]["train"]["rows"]] and out["train"][2][0] == "label"
+    assert out["dcnv2_x4__group_00__test_predictions"][:2] == ["DataFrame", summary["splits"]["test"]["rows"]]
+    assert out["dcnv2_x4__group_00__test_predictions"][2] == ["row_index", "label", "m000_dcnv2_s0_logit"]
+    assert out["dcnv2_x4__scaling_table"][:2] == ["DataFrame", 3]
+    assert out["plot"][0] > 100 and out["report"]
 
 
 def _load_ensemble(project: Path, scale: int):
@@ -244,5 +344,5 @@ def test_parallel_runner_trains_groups_in_processes_with_tracking(tmp_path: Path
     runs = client.search_runs([client.get_experiment_by_name("ttsctr").experiment_id])
     parents = {r.info.run_id for r in runs if "mlflow.parentRunId" not in r.data.tags}
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == 2
+    assert len(parents) == 1 and len(children) == 2 + 2  # two group runs (in workers), two scale runs
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == parents

@@ -13,3 +13,17 @@ def bind(func: Callable[..., Any], **plan: Any) -> Callable[..., Any]:
     ``update_wrapper`` keeps the function's name for Kedro's node descriptions.
     """
     return update_wrapper(partial(func, **plan), func)
+
+
+DATASET_NAME_SEPARATOR = "__"
+
+
+def dataset_name(*parts: str) -> str:
+    """A catalog dataset name such as ``dcnv2_x8__group_00__trained_group``.
+
+    Dots are Kedro's namespace notation (node names ``dcnv2_x8.group_00.train_group`` come from
+    the nodes' ``namespace``), so dataset names join their parts with ``__``; the catalog's
+    factory patterns (``"{ensemble}__{group}__trained_group"``) split them again. Ensemble and
+    group names never contain ``__`` (checked when plans are made).
+    """
+    return DATASET_NAME_SEPARATOR.join(parts)

@@ -1,7 +1,8 @@
 """Scaling evaluation of one ensemble from its materialised predictions.
 
 Writes ``data/08_reporting/<dataset>/<ensemble>/scaling.{md,png}`` here; ``scaling.csv`` is the
-node's output, saved by the catalog next to them. The table's ``data_version`` column is the
+node's output, saved by the catalog next to them. Beyond :data:`ttsctr.merging.SCALING_COLUMNS`
+it has ``valid_auc`` (the same draws' mean AUC on the validation split) and ``data_version``, the
 encoding every merged prediction was computed from; predictions of another version are refused.
 """
 
@@ -87,6 +88,9 @@ def merge_ensemble(model_input_summary: dict[str, Any], merging: dict[str, Any],
     table = scaling_table(pool, scales=ensemble.scales, draws=ensemble.draws, seed=int(merging.get("seed", 0)),
                           rule=ensemble.merge_rule, alpha=float(merging.get("alpha", 0.05)),
                           reference=reference, diversity_pool=valid, name=ensemble.name)
+    # the same draws on the validation split: the valid_auc of every scale (MLflow's runs compare it)
+    valid_table = scaling_table(valid, scales=ensemble.scales, draws=ensemble.draws, seed=int(merging.get("seed", 0)),
+                                rule=ensemble.merge_rule, alpha=float(merging.get("alpha", 0.05)), name=ensemble.name)
     out = Path(paths["reporting"]) / dataset / ensemble.name
     out.mkdir(parents=True, exist_ok=True)
     markdown = ensemble_markdown(
@@ -101,4 +105,4 @@ def merge_ensemble(model_input_summary: dict[str, Any], merging: dict[str, Any],
     scaling_plot(table, out / "scaling.png", title=f"{ensemble.name} on {dataset}",
                  bayes_auc=model_input_summary.get("bayes_optimal_auc"), lr_auc=lr[0] if lr else None)
     log.info("scaling of %s on %s:\n%s", ensemble.name, dataset, markdown)
-    return table.assign(data_version=data_version)
+    return table.assign(valid_auc=valid_table["auc_mean"].to_numpy(), data_version=data_version)

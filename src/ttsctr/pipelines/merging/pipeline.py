@@ -4,7 +4,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from ttsctr.errors import ConfigError
 from ttsctr.experiment import EnsemblePlan
-from ttsctr.pipelines import bind
+from ttsctr.pipelines import bind, dataset_name
 from ttsctr.pipelines.merging import nodes
 
 
@@ -31,10 +31,11 @@ def create_pipeline(plans: Sequence[EnsemblePlan] = (), **kwargs) -> Pipeline:
             node(
                 func,
                 inputs=["model_input_summary", "params:tts.merging", "params:tts.paths", "logistic_reference",
-                        *[f"{plan.name}.{g.name}.group_predictions" for g in plan.groups],
-                        *([f"{baseline.name}.{g.name}.group_predictions" for g in baseline.groups] if baseline else [])],
-                outputs=f"{plan.name}.scaling_table",
-                name=f"{plan.name}.merge_ensemble",
+                        *[dataset_name(plan.name, g.name, "group_predictions") for g in plan.groups],
+                        *([dataset_name(baseline.name, g.name, "group_predictions") for g in baseline.groups]
+                          if baseline else [])],
+                outputs=dataset_name(plan.name, "scaling_table"),
+                name="merge_ensemble",
                 namespace=plan.name,
                 tags=["merging", plan.name],
             )

@@ -3,7 +3,7 @@ from typing import Sequence
 from kedro.pipeline import Pipeline, node, pipeline
 
 from ttsctr.experiment import EnsemblePlan
-from ttsctr.pipelines import bind
+from ttsctr.pipelines import bind, dataset_name
 from ttsctr.pipelines.prediction import nodes
 
 
@@ -15,9 +15,9 @@ def create_pipeline(plans: Sequence[EnsemblePlan] = (), **kwargs) -> Pipeline:
             out.append(
                 node(
                     func,
-                    inputs=["model_input_summary", f"{plan.name}.{group.name}.trained_group", "params:tts.paths"],
-                    outputs=f"{plan.name}.{group.name}.group_predictions",
-                    name=f"{plan.name}.{group.name}.predict_group",
+                    inputs=["model_input_summary", dataset_name(plan.name, group.name, "trained_group"), "params:tts.paths"],
+                    outputs=dataset_name(plan.name, group.name, "group_predictions"),
+                    name="predict_group",
                     namespace=f"{plan.name}.{group.name}",
                     tags=["prediction", plan.name],
                 )

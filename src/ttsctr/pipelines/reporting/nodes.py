@@ -31,7 +31,7 @@ from ttsctr.data.version import require_data_version, require_same_version
 from ttsctr.experiment import EnsemblePlan
 from ttsctr.pipelines.merging.nodes import DIVERSITY_SPLIT
 from ttsctr.reporting import experiment_markdown, logistic_numbers, metrics_json
-from ttsctr.serving import log_ensemble_model
+from ttsctr.serving import log_ensemble_model, raw_input_example
 
 log = logging.getLogger(__name__)
 
@@ -75,31 +75,85 @@ def register_ensemble(model_input_summary: dict[str, Any], paths: dict[str, Any]
     for name in ("scaling.md", "scaling.png"):
         if (folder / name).exists():
             mlflow.log_artifact(str(folder / name), artifact_path=f"scaling/{ensemble.name}")
-    for row in table.itertuples():
-        values = {f"{ensemble.name}.auc_{row.scale}x": row.auc_mean,
-                  f"{ensemble.name}.logloss_{row.scale}x": row.logloss_mean,
-                  f"{ensemble.name}.p_delong_{row.scale}x": getattr(row, "p_delong", float("nan"))}
-        mlflow.log_metrics({k: float(v) for k, v in values.items() if math.isfinite(float(v))})
-    if not registry.get("register_ensembles", True):
-        return report
+    register = bool(registry.get("register_ensembles", True))
     model_name = tracking.ensemble_model_name(dataset, ensemble.name)
+    example = (raw_input_example(model_input_summary, model_input_summary["model_input_dir"]) if register else None)
+    rows = {int(r["scale"]): r for r in table.to_dict("records")}
+    versions: dict[int, str] = {}
     for scale in ensemble.scales:
-        groups = groups_at_scale(ensemble, scale, list(trained))
-        tags = {"scale": str(scale), "ensemble": ensemble.name, "dataset": dataset,
-                "merge_rule": ensemble.merge_rule,
-                "config_hashes": ",".join(g["config_hash"] for g in groups),
-                "data_version": model_input_summary["data_version"]}
-        existing = tracking.find_model_version(model_name, tags)
-        if existing is None:
-            info = log_ensemble_model(name=f"{ensemble.name}_x{scale}", model_input_dir=model_input_summary["model_input_dir"],
-                                      group_checkpoints=[g["checkpoint"] for g in groups],
-                                      tags=tags, merge_rule=ensemble.merge_rule)
-            version = tracking.register_version(info.model_uri, model_name, tags)
-        else:
-            version = str(existing.version)
-        report["registered"].append({"scale": scale, "model": model_name, "version": version,
-                                     "uri": f"models:/{model_name}/{version}"})
+        row, groups = rows[int(scale)], groups_at_scale(ensemble, scale, list(trained))
+        metrics = _scale_metrics(row, groups)
+        tags = {"ensemble": ensemble.name, "scale": str(scale), "dataset": dataset, "data_version": data_version}
+        # one run per (ensemble, scale) under the kedro run: MLflow's compare/chart views plot these
+        with tracking.nested_run(f"{ensemble.name}@{scale}x", tags=tags):
+            tracking.log_flat_params(_scale_params(ensemble, scale, row, data_version, dataset))
+            mlflow.log_metrics(metrics)
+            tracking.log_split_inputs(model_input_summary["model_input_dir"], dataset, data_version, {"test": "test"})
+            if register:
+                versions[scale] = _register_scale(model_input_summary, ensemble, scale, groups, metrics, model_name,
+                                                  example)
+    if register:
+        client = mlflow.MlflowClient()
+        for scale, version in versions.items():
+            client.set_registered_model_alias(model_name, f"scale-{scale}", version)
+        best = max(ensemble.scales, key=lambda k: (rows[int(k)]["auc_mean"], -k))  # ties: the cheaper scale
+        client.set_registered_model_alias(model_name, "best", versions[best])
+        report["registered"] = [{"scale": k, "model": model_name, "version": v, "uri": f"models:/{model_name}/{v}",
+                                 "alias_uri": f"models:/{model_name}@scale-{k}"} for k, v in versions.items()]
+        log.info("registered %s: %s; alias best = %d× (test AUC %.4f)", model_name,
+                 ", ".join(f"{k}× v{v}" for k, v in versions.items()), best, rows[int(best)]["auc_mean"])
     return report
+
+
+def _scale_params(ensemble: EnsemblePlan, scale: int, row: dict[str, Any], data_version: str,
+                  dataset: str) -> dict[str, Any]:
+    members = ensemble.members[: ensemble.members_at_scale(scale)]
+    unique = lambda values: ",".join(dict.fromkeys(values))  # noqa: E731 - order kept, repeats dropped
+    return {
+        "dataset": dataset, "ensemble": ensemble.name, "layout": ensemble.layout, "scale": scale,
+        "members": len(members), "backbones": unique(m.backbone for m in members),
+        "presets": unique(m.preset for m in members), "seeds": ",".join(str(m.seed) for m in members),
+        "group_size": ensemble.group_size, "draws": ensemble.draws, "n_draws": int(row["n_draws"]),
+        "merge_rule": ensemble.merge_rule, "baseline": getattr(ensemble, "baseline", None) or "",
+        "data_version": data_version,
+    }
+
+
+def _scale_metrics(row: dict[str, Any], groups: list[dict[str, Any]]) -> dict[str, float]:
+    """The scale's numbers under the names every ttsctr run uses (test_auc, valid_auc, members, ...)."""
+    costs = [c for g in groups for c in g["member_costs"]]
+    return tracking.finite_metrics({
+        "scale": row["scale"], "members": row["n_members"], "n_draws": row["n_draws"],
+        "test_auc": row["auc_mean"], "test_auc_std": row["auc_std"], "test_logloss": row["logloss_mean"],
+        "valid_auc": row.get("valid_auc"), "auc_1x": row["auc_1x"], "delong_auc_diff": row["delong_auc_diff"],
+        "p_delong": row["p_delong"], "p_ttest": row["p_ttest"], "significant": bool(row["significant"]),
+        "pairwise_r": row["pairwise_r"], "pairwise_js": row["pairwise_js"],
+        "flops_per_row": sum(c["flops_per_row"] for c in costs),  # the groups hold exactly the scale's members
+    })
+
+
+def _register_scale(summary: dict[str, Any], ensemble: EnsemblePlan, scale: int, groups: list[dict[str, Any]],
+                    metrics: dict[str, float], model_name: str, example: pd.DataFrame | None) -> str:
+    """The registered version of ``ensemble`` at ``scale`` (logged in the scale's run if new)."""
+    tags = {"scale": str(scale), "ensemble": ensemble.name, "dataset": summary["dataset"],
+            "merge_rule": ensemble.merge_rule, "config_hashes": ",".join(g["config_hash"] for g in groups),
+            "data_version": summary["data_version"]}
+    existing = tracking.find_model_version(model_name, tags)
+    if existing is not None:
+        return str(existing.version)
+    info = log_ensemble_model(name=f"{ensemble.name}-{scale}x", model_input_dir=summary["model_input_dir"],
+                              group_checkpoints=[g["checkpoint"] for g in groups], tags=tags,
+                              merge_rule=ensemble.merge_rule, input_example=example)
+    mlflow.log_metrics(metrics, model_id=info.model_id)  # this model's numbers only
+    version = tracking.register_version(info.model_uri, model_name, tags)
+    n = sum(len(g["member_indices"]) for g in groups)
+    mlflow.MlflowClient().update_model_version(model_name, version, description=(
+        f"{ensemble.label} at {scale}× on {summary['dataset']}: members 0-{n - 1} ({len(groups)} training group(s) of "
+        f"{ensemble.group_size}), merged by {ensemble.merge_rule} within groups and size-weighted across them. "
+        f"Test AUC {metrics.get('test_auc', float('nan')):.4f} is the mean over the scale's distinct draws "
+        f"({int(metrics.get('n_draws', 1))}); data version {summary['data_version']}. Input: one raw row per "
+        "record with exactly the dataset's raw fields; output: the merged click probability."))
+    return version
 
 
 def _require_table_version(table: pd.DataFrame, data_version: str, *, what: str, source: str) -> None:

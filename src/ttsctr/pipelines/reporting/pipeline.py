@@ -3,7 +3,7 @@ from typing import Sequence
 from kedro.pipeline import Pipeline, node, pipeline
 
 from ttsctr.experiment import EnsemblePlan
-from ttsctr.pipelines import bind
+from ttsctr.pipelines import bind, dataset_name
 from ttsctr.pipelines.reporting import nodes
 
 
@@ -14,10 +14,11 @@ def create_pipeline(plans: Sequence[EnsemblePlan] = (), **kwargs) -> Pipeline:
         out.append(
             node(
                 func,
-                inputs=["model_input_summary", "params:tts.paths", "params:tts.registry", f"{plan.name}.scaling_table",
-                        *[f"{plan.name}.{g.name}.trained_group" for g in plan.groups]],
-                outputs=f"{plan.name}.ensemble_report",
-                name=f"{plan.name}.register_ensemble",
+                inputs=["model_input_summary", "params:tts.paths", "params:tts.registry",
+                        dataset_name(plan.name, "scaling_table"),
+                        *[dataset_name(plan.name, g.name, "trained_group") for g in plan.groups]],
+                outputs=dataset_name(plan.name, "ensemble_report"),
+                name="register_ensemble",
                 namespace=plan.name,
                 tags=["reporting", plan.name],
             )
@@ -28,7 +29,8 @@ def create_pipeline(plans: Sequence[EnsemblePlan] = (), **kwargs) -> Pipeline:
             node(
                 func,
                 inputs=["model_input_summary", "params:tts.paths", "params:tts.merging", "logistic_reference",
-                        *[f"{p.name}.scaling_table" for p in plans], *[f"{p.name}.ensemble_report" for p in plans]],
+                        *[dataset_name(p.name, "scaling_table") for p in plans],
+                        *[dataset_name(p.name, "ensemble_report") for p in plans]],
                 outputs="tts_metrics",
                 name="summarise_experiment",
                 tags=["reporting"],

@@ -58,8 +58,7 @@ def train_group(
     own = json.loads(result_path.read_text()) if result_path.exists() else None
     if own is not None and _usable(own, data_version):
         log.info("%s/%s already trained with config %s; reusing it", ensemble.name, group.name, chash)
-        result = own
-        result["reused"] = True
+        result = {**own, "reused": True}
     elif (trained_elsewhere := _find_trained(paths, dataset, chash, data_version)) is not None:
         # Same members, settings and data (the hash covers all three): training is deterministic, so
         # another ensemble's group (e.g. wukong_x16's seed 3 inside wukong_rankmixer_x16) is this group.
@@ -70,11 +69,69 @@ def train_group(
         atomic_write_json(result_path, result)
         result["reused"] = True
     else:
-        result = _train(model_input, dataset, data_version, training, group, ensemble, chash, out)
-        atomic_write_json(result_path, result)
-        result["reused"] = False
-    _track(result, dataset, ensemble, group, registry, model_input)
+        result = None
+    register = registry.get("register_members", True) and _registers_members(group, result)
+    if result is not None and not (register and tracking.tracking_active() and _unregistered(result, dataset)):
+        return result  # its run was logged when it was trained; nothing new to log
+    # One nested run per trained group, open while it trains: per-epoch metrics arrive live.
+    tags = {"ensemble": ensemble.name, "group": group.name, "config_hash": chash, "dataset": dataset}
+    with tracking.nested_run(f"{ensemble.name}.{group.name}", tags=tags) as run:
+        if result is None:
+            result = _train(model_input, dataset, data_version, training, group, ensemble, chash, out,
+                            on_epoch_end=_log_epoch if run is not None else None)
+            atomic_write_json(result_path, result)
+            result["reused"] = False
+        if run is not None:
+            _log_group(result, dataset, ensemble, group, training, model_input)
+            if register:
+                _register_members(result, dataset, ensemble, group, model_input)
     return result
+
+
+def _registers_members(group: GroupPlan, result: dict[str, Any] | None) -> bool:
+    """A jointly trained member was fitted to be averaged with its group (Eq. 11): it is no single
+    model, so only independently trained members are registered one by one. A group reused from
+    another ensemble was registered with that ensemble: same weights."""
+    return len(group.members) == 1 and (result is None or "reused_from" not in result)
+
+
+def _unregistered(result: dict[str, Any], dataset: str) -> bool:
+    """Whether a member of a finished group has no registered version (e.g. a new MLflow database)."""
+    return any(tracking.find_model_version(tracking.member_model_name(dataset, m["backbone"]), _member_tags(result, i))
+               is None for i, m in enumerate(result["members"]))
+
+
+def _log_epoch(record: dict[str, Any]) -> None:
+    keys = ("train_loss", "valid_auc", "valid_logloss", "learning_rate", "rows_per_s")
+    mlflow.log_metrics(tracking.finite_metrics({k: record.get(k) for k in keys}), step=int(record["epoch"]))
+
+
+def _log_group(result: dict[str, Any], dataset: str, ensemble: EnsemblePlan, group: GroupPlan,
+               training: dict[str, Any], model_input: Path) -> None:
+    """Flat parameters, best and test metrics and the splits of one group's run (same names as the
+    ensembles' runs: ``test_auc``, ``test_logloss``, ``members``, ``flops_per_row``)."""
+    members = result["members"]
+    tracking.log_flat_params({
+        "dataset": dataset, "ensemble": ensemble.name, "group": group.name, "layout": ensemble.layout,
+        "backbones": ",".join(m["backbone"] for m in members), "presets": ",".join(m["preset"] for m in members),
+        "seeds": ",".join(str(m["seed"]) for m in members), "group_size": len(members),
+        "config_hash": result["config_hash"], "data_version": result["data_version"],
+        "protocol": result["protocol"], "precision": result["precision"], "batch_size": result["batch_size"],
+        "reused": result.get("reused", False),
+    })
+    tracking.log_flat_params({k: v for k, v in training.items() if k not in ("protocol", "precision")}, prefix="training")
+    costs = result["member_costs"]
+    mlflow.log_metrics(tracking.finite_metrics({
+        "best_valid_auc": result["valid_auc"], "best_valid_logloss": result["valid_logloss"],
+        "best_epoch": result["best_epoch"], "epochs": result["epochs_completed"],
+        "test_auc": result["test_auc"], "test_logloss": result["test_logloss"],
+        "train_seconds": result["train_seconds"], "members": len(members),
+        "flops_per_row": sum(c["flops_per_row"] for c in costs),
+        "dense_params": sum(c["dense_params"] for c in costs),
+        "embedding_params": sum(c["embedding_params"] for c in costs),
+    }))
+    tracking.log_split_inputs(model_input, dataset, result["data_version"],
+                              {"train": "training", "validation": "validation", "test": "test"})
 
 
 def _usable(result: dict[str, Any], data_version: str) -> bool:
@@ -93,7 +150,7 @@ def _find_trained(paths: dict[str, Any], dataset: str, chash: str, data_version:
 
 
 def _train(model_input: Path, dataset: str, data_version: str, training: dict[str, Any], group: GroupPlan,
-           ensemble: EnsemblePlan, chash: str, out: Path) -> dict[str, Any]:
+           ensemble: EnsemblePlan, chash: str, out: Path, on_epoch_end: Any = None) -> dict[str, Any]:
     what = f"training {ensemble.name}/{group.name}"
     spec = FeatureSpec.load(model_input / "feature_map.json")
     train_split = load_split(model_input, "train")
@@ -104,7 +161,7 @@ def _train(model_input: Path, dataset: str, data_version: str, training: dict[st
     config = TrainConfig.from_dict(training)
     model = build_group(spec, group.members, weight_init=config.weight_init)
     fit = train(model, (train_split.x, train_split.y), (valid_split.x, valid_split.y), config,
-                checkpoint_dir=out / f"checkpoint-{chash}")
+                checkpoint_dir=out / f"checkpoint-{chash}", on_epoch_end=on_epoch_end)
     # in the precision training early-stopped in
     test_metrics = evaluate(model, test_split.x, test_split.y, batch_size=config.eval_batch_size)
     checkpoint = out / f"group-{chash}.pt"
@@ -142,53 +199,37 @@ def _train(model_input: Path, dataset: str, data_version: str, training: dict[st
     }
 
 
-def _track(result: dict[str, Any], dataset: str, ensemble: EnsemblePlan, group: GroupPlan,
-           registry: dict[str, Any], model_input: Path) -> None:
-    if not tracking.tracking_active():
-        return
-    tags = {"ensemble": ensemble.name, "group": group.name, "config_hash": result["config_hash"], "dataset": dataset}
-    with tracking.nested_run(f"{ensemble.name}.{group.name}", tags=tags):
-        tracking.log_flat_params({
-            "backbones": ",".join(m["backbone"] for m in result["members"]),
-            "seeds": ",".join(str(m["seed"]) for m in result["members"]),
-            "presets": ",".join(m["preset"] for m in result["members"]),
-            "group": group.name, "config_hash": result["config_hash"], "reused": result["reused"],
-        })
-        for row in result["history"]:
-            step = int(row["epoch"])
-            mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch" and isinstance(v, (int, float))}, step=step)
-        final = {"valid_auc": result["valid_auc"], "valid_logloss": result["valid_logloss"],
-                 "test_auc": result["test_auc"], "test_logloss": result["test_logloss"],
-                 "train_seconds": result["train_seconds"]}
-        for i, cost in enumerate(result["member_costs"]):
-            final.update({f"member{i}_{k}": float(v) for k, v in cost.items()})
-        mlflow.log_metrics({k: float(v) for k, v in final.items() if v is not None})
-        # A jointly trained member was fitted to be averaged with its group (Eq. 11): it is no
-        # single model, so only independently trained members are registered one by one.
-        # A group reused from another ensemble was registered with that ensemble: same weights.
-        if registry.get("register_members", True) and len(group.members) == 1 and "reused_from" not in result:
-            _register_members(result, dataset, ensemble, group, model_input)
+def _member_tags(result: dict[str, Any], position: int) -> dict[str, str]:
+    member = result["members"][position]
+    return {"ensemble": result["ensemble"], "group": result["group"], "seed": str(member["seed"]),
+            "member_index": str(result["member_indices"][position]), "config_hash": result["config_hash"],
+            "data_version": result["data_version"]}
 
 
 def _register_members(result: dict[str, Any], dataset: str, ensemble: EnsemblePlan, group: GroupPlan, model_input: Path) -> None:
-    """One registered version per member: a single-member pyfunc model taking raw rows."""
+    """One registered version per member: a single-member pyfunc model taking raw rows, logged in
+    the group's run with the member's own test metrics."""
     from ttsctr.serving import log_ensemble_model
     from ttsctr.training import load_group
 
     model, members, spec = load_group(result["checkpoint"])
     # the registered model carries the published vocabulary: it must be the one the member learnt
     require_data_version(model_input, model.data_version, what=f"registering the members of {ensemble.name}/{group.name}")
+    member_auc = result.get("member_test_auc") or [result["test_auc"]] * len(members)
     for position, (member_spec, member_index) in enumerate(zip(members, result["member_indices"])):
         name = tracking.member_model_name(dataset, member_spec.backbone)
-        tags = {"ensemble": ensemble.name, "group": group.name, "seed": str(member_spec.seed),
-                "member_index": str(member_index), "config_hash": result["config_hash"],
-                "data_version": result["data_version"]}
+        tags = _member_tags(result, position)
         if tracking.find_model_version(name, tags) is not None:
             continue
         single = _single_member_checkpoint(model, members, spec, position, Path(result["checkpoint"]))
-        info = log_ensemble_model(name=f"member_{member_index:03d}", model_input_dir=model_input,
-                                  group_checkpoints=[single], tags=tags)
-        tracking.register_version(info.model_uri, name, tags)
+        info = log_ensemble_model(name=f"{ensemble.name}-m{member_index:03d}-{member_spec.backbone}-s{member_spec.seed}",
+                                  model_input_dir=model_input, group_checkpoints=[single], tags=tags)
+        mlflow.log_metrics(tracking.finite_metrics({"test_auc": member_auc[position]}), model_id=info.model_id)
+        version = tracking.register_version(info.model_uri, name, tags)
+        mlflow.MlflowClient().update_model_version(
+            name, version, description=(f"{member_spec.backbone} ({member_spec.preset}) seed {member_spec.seed}, member "
+                                        f"{member_index} of {ensemble.name} on {dataset}, trained alone; test AUC "
+                                        f"{member_auc[position]:.4f}; data version {result['data_version']}"))
 
 
 def _single_member_checkpoint(model: Any, members: Any, spec: FeatureSpec, position: int, checkpoint: Path) -> Path:

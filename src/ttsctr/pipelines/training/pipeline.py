@@ -3,7 +3,7 @@ from typing import Sequence
 from kedro.pipeline import Pipeline, node, pipeline
 
 from ttsctr.experiment import EnsemblePlan
-from ttsctr.pipelines import bind
+from ttsctr.pipelines import bind, dataset_name
 from ttsctr.pipelines.training import nodes
 
 
@@ -24,8 +24,8 @@ def create_pipeline(plans: Sequence[EnsemblePlan] = (), **kwargs) -> Pipeline:
                 node(
                     func,
                     inputs=["model_input_summary", "params:tts.training", "params:tts.paths", "params:tts.registry"],
-                    outputs=f"{plan.name}.{group.name}.trained_group",
-                    name=f"{plan.name}.{group.name}.train_group",
+                    outputs=dataset_name(plan.name, group.name, "trained_group"),
+                    name="train_group",
                     namespace=f"{plan.name}.{group.name}",
                     tags=["training", plan.name],
                 )
