@@ -173,7 +173,16 @@ def register_version(model_uri: str, name: str, tags: Mapping[str, str]) -> str:
     report it.
     """
     client = mlflow.MlflowClient()
-    created = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()})
+    try:
+        client.create_registered_model(name)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    run = mlflow.active_run()
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+    # the client call, not mlflow.register_model: same version, without two lines printed per version
+    created = client.create_model_version(name, model_uri, run_id=run.info.run_id if run else None,
+                                          tags={k: str(v) for k, v in tags.items()}, model_id=model_id)
     oldest = _matching_versions(client, name, tags)[0]
     if oldest.version != created.version:
         client.delete_model_version(name, created.version)
