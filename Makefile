@@ -27,6 +27,13 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/kedro run
+	@out=$$(ls -t data/08_reporting/*/scaling_tables.md 2>/dev/null | head -1); out=$${out%/*}; \
+	echo; echo "Results in $${out:-data/08_reporting/<dataset>}/:"; \
+	echo "  scaling_tables.md       the scaling tables printed above"; \
+	echo "  <ensemble>/scaling.png  each ensemble's plot (scaling.md/.csv beside it); registry/<ensemble>.json its report"; \
+	echo "  metrics.json            headline AUC per ensemble and scale"; \
+	echo "MLflow runs and models:   $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db  (then open http://127.0.0.1:5000)"; \
+	echo "Data Docs (GX checks):    open gx/uncommitted/data_docs/local_site/index.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

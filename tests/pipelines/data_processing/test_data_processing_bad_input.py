@@ -60,7 +60,7 @@ def test_unknown_dataset_lists_the_known_ones(published: Published) -> None:
     proc = run_dp(published.project, {"dataset": "criteoo"}, check=False, columns=80)  # a plain 80-column console
     assert_failed_cleanly(
         published, proc, dataset="criteoo",
-        message=["ConfigError: unknown dataset 'criteoo'; known datasets: avazu, criteo, kdd12, movielens, synthetic"],
+        message=["Error: unknown dataset 'criteoo'; known datasets: avazu, criteo, kdd12, movielens, synthetic"],
     )
 
 
@@ -68,7 +68,7 @@ def test_missing_raw_path_tells_the_user_to_pass_one(published: Published) -> No
     proc = run_dp(published.project, {"dataset": "avazu"}, check=False)  # no data/01_raw/avazu/train.csv
     assert_failed_cleanly(
         published, proc, dataset="avazu",
-        message=["ConfigError: dataset 'avazu' needs a raw avazu file", "data/01_raw/avazu/train.csv does not exist",
+        message=["Error: dataset 'avazu' needs a raw avazu file", "data/01_raw/avazu/train.csv does not exist",
                  'pass --params "dataset=avazu,raw_path=<file>"'],
     )
 
@@ -76,7 +76,7 @@ def test_missing_raw_path_tells_the_user_to_pass_one(published: Published) -> No
 def test_raw_path_that_does_not_exist(published: Published) -> None:
     missing = published.raw.parent / "nope" / "train.txt"
     proc = run_dp(published.project, {"dataset": "criteo", "raw_path": missing}, check=False)
-    assert_failed_cleanly(published, proc, message=[f"ConfigError: raw_path '{missing}' for dataset 'criteo' does not exist"])
+    assert_failed_cleanly(published, proc, message=[f"Error: raw_path '{missing}' for dataset 'criteo' does not exist"])
 
 
 def test_wrong_field_count_names_file_and_line(published: Published, tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_wrong_field_count_names_file_and_line(published: Published, tmp_path: P
     )
     err = assert_failed_cleanly(
         published, proc,
-        message=[f"DataFormatError: {bad}, line {bad_line}: found 39 TAB-separated fields; expected 40 fields"],
+        message=[f"Error: {bad}, line {bad_line}: found 39 TAB-separated fields; expected 40 fields"],
     )
     assert "Completed node: validate_raw_data" in one_line(proc.stdout)  # it got past the raw sample
     assert "encode_to_staging" in err or "encode_to_staging" in one_line(proc.stdout)

@@ -144,7 +144,7 @@ def test_kdd12_default_split_is_too_small_and_says_how_to_fix_it(tmp_path: Path,
     proc = run_dp(project, {"dataset": "kdd12", "raw_path": raw}, check=False)
     assert proc.returncode != 0
     err = one_line(proc.stderr)
-    assert "DataValidationError: Data validation failed" in err
+    assert "Error: Data validation failed" in err
     assert "every split must have > 0 rows" in err and "first offending split: ['test']" in err
     assert "datasets.kdd12.preprocessing.split=chronological" in err
     assert not (project / MODEL_INPUT / "kdd12").exists()
