@@ -10,7 +10,14 @@ the real `dvc` and `kedro` of the venv (on PATH, as `make repro` does). Checked:
   `dvc push` fills the local remote (and `dvc pull` restores from it);
 * Python writing bytecode into the tracked source folders does not make stages stale;
 * `dvc exp run --set-param conf/base/parameters_tts.yml:tts.merging.seed=1` runs merge and
-  report only.
+  report only;
+* `make run` (a plain `kedro run`) after `dvc repro` retrains and re-encodes nothing, and all that
+  DVC then sees changed is the `reused` flag in trained_group.json; the `dvc repro` after it reruns
+  `train` reusing every group (persisted outputs), and from then on `make run` leaves DVC's view
+  as it is;
+* a changed group (another seed) is trained again while every other group is reused, and a change
+  of the training code retrains every group (the stages' code guard);
+* `dataset` is a literal that DVC records and `--params dataset=...` still overrides.
 
 The configuration is made tiny by editing the *copied* conf/base parameter files before the
 first commit, not by conf/local: DVC tracks conf/base (dvc.lock records the tiny values), while
@@ -40,6 +47,12 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 STAGES = ("preprocess", "train", "predict", "merge", "report")
 REPORTING = Path("data/08_reporting/synthetic")
+MODELS = Path("data/06_models/synthetic")
+PREDICTIONS = Path("data/07_model_output/synthetic")
+# the groups of the tiny configuration (_tiny)
+GROUPS = {*(f"dcnv2_x8/group_{i:02d}" for i in range(4)), "wukong_rankmixer_x8/group_00", "wukong_rankmixer_x8/group_01"}
+# catalog outputs that every run of the training / prediction pipeline saves again, reused or not
+SAVED_BY_EVERY_RUN = ("trained_group.json", "logistic_reference.json", "manifest.json")
 TIMEOUT_S = 300
 
 
@@ -105,6 +118,33 @@ def _skipped(proc: subprocess.CompletedProcess) -> set[str]:
     return set(re.findall(r"Stage '(\w+)' didn't change, skipping", proc.stdout + proc.stderr))
 
 
+def _reused(proc: subprocess.CompletedProcess) -> set[str]:
+    """The groups the training pipeline reused ("<ensemble>/<group> already trained ...; reusing it")."""
+    return set(re.findall(r"(\w+/group_\d+) already trained with config \w+; reusing it", proc.stdout + proc.stderr))
+
+
+def _mtimes(folder: Path, *, skip: tuple[str, ...] = ()) -> dict[str, int]:
+    """relative path -> mtime_ns of every file under ``folder`` whose name is not in ``skip``."""
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")
+            if p.is_file() and p.name not in skip}
+
+
+def _status(r: "Repo") -> dict[str, Any]:
+    """`dvc status --json`: stage -> its changes ({} when everything is up to date)."""
+    return json.loads(r.run("dvc", "status", "--json").stdout or "{}")
+
+
+def _make_run(r: "Repo") -> subprocess.CompletedProcess:
+    """What `make run` does: a plain `kedro run` of the default pipeline, with the Makefile's settings."""
+    saved = dict(r.env)
+    r.env.update(MLFLOW_TRACKING_URI="sqlite:///mlflow.db", KEDRO_LOGGING_CONFIG=str(r.path / "conf" / "logging.yml"))
+    try:
+        return r.run("kedro", "run")
+    finally:
+        r.env.clear()
+        r.env.update(saved)
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("dvc")
@@ -153,6 +193,13 @@ def test_first_repro_runs_every_stage_and_writes_metrics(repo) -> None:
     # dvc.lock records the parameters Kedro ran with (conf/base, not conf/local)
     assert lock["stages"]["train"]["params"]["conf/base/parameters_tts.yml"]["tts.training"]["max_epochs"] == 1
     assert lock["stages"]["merge"]["params"]["conf/base/parameters_tts.yml"]["tts.merging"]["seed"] == 0
+    # the dataset as a value, not as the `${runtime_params:...}` Kedro resolves
+    assert lock["stages"]["preprocess"]["params"]["conf/base/parameters_data_processing.yml"]["dataset"] == "synthetic"
+    # trained groups and predictions persist across reruns; each folder records the code that made it
+    stages = yaml.safe_load((r.path / "dvc.yaml").read_text())["stages"]
+    for stage, out in (("train", MODELS), ("predict", PREDICTIONS)):
+        assert {str(out): {"persist": True}} in stages[stage]["outs"], stages[stage]["outs"]
+        assert (r.path / out / ".stage-code").is_file()
     # the outputs are DVC's, not git's
     assert r.run("git", "status", "--porcelain", "--", "data").stdout.strip() == ""
 
@@ -163,6 +210,33 @@ def test_second_repro_runs_nothing(repo) -> None:
     assert _skipped(second) == set(STAGES), second.stdout
     status = repo["repo"].run("dvc", "status")
     assert "up to date" in status.stdout, status.stdout
+
+
+def test_make_run_after_repro_changes_nothing_dvc_would_redo(repo) -> None:
+    """`make run` after `dvc repro`: nothing re-encoded, retrained or re-predicted, and DVC sees
+    nothing to redo (`dvc status` clean, a `dvc repro` runs no stage): the two agree."""
+    r: Repo = repo["repo"]
+    r.git("add", "dvc.lock")
+    r.git("commit", "-q", "-m", "results")  # `dvc diff` compares with HEAD's dvc.lock
+    models, predictions = r.path / MODELS, r.path / PREDICTIONS
+    trained = _mtimes(models, skip=SAVED_BY_EVERY_RUN)
+    predicted = _mtimes(predictions, skip=SAVED_BY_EVERY_RUN)
+
+    run = _make_run(r)
+    out = run.stdout + run.stderr
+    assert "model input for synthetic is up to date" in out, out[-3000:]
+    assert _reused(run) == GROUPS, out[-3000:]
+    assert _mtimes(models, skip=SAVED_BY_EVERY_RUN) == trained
+    assert _mtimes(predictions, skip=SAVED_BY_EVERY_RUN) == predicted
+    assert not _status(r), _status(r)
+    changed = json.loads(r.run("dvc", "diff", "--json").stdout or "{}")
+    assert not any(changed.get(k) for k in ("added", "deleted", "modified")), changed
+    assert _ran(r.run("dvc", "repro")) == set()
+    assert _mtimes(models, skip=SAVED_BY_EVERY_RUN) == trained
+    assert _mtimes(predictions, skip=SAVED_BY_EVERY_RUN) == predicted
+    assert _status(r) == {}
+    _make_run(r)
+    assert _status(r) == {}
 
 
 def test_metrics_show_prints_auc_per_scale(repo) -> None:
@@ -226,15 +300,21 @@ def test_bytecode_does_not_make_stages_stale(repo) -> None:
 def test_changing_only_the_merging_seed_reruns_merge_and_report(repo) -> None:
     r: Repo = repo["repo"]
     r.git("add", "dvc.lock")
-    r.git("commit", "-q", "-m", "baseline results")
+    r.git("commit", "-q", "--allow-empty", "-m", "baseline results")  # dvc.lock may be as committed before
     models = r.path / "data" / "06_models" / "synthetic"
     stamps = {p: p.stat().st_mtime_ns for p in models.rglob("*") if p.is_file()}
     table_before = (r.path / REPORTING / "dcnv2_x8" / "scaling.csv").read_text()
 
+    predictions = r.path / PREDICTIONS
+    predicted = _mtimes(predictions)
+
     exp = r.run("dvc", "exp", "run", "--set-param", "conf/base/parameters_tts.yml:tts.merging.seed=1")
     assert _ran(exp) == {"merge", "report"}, exp.stdout[-3000:]
     assert _skipped(exp) == {"preprocess", "train", "predict"}, exp.stdout[-3000:]
+    # train and predict did not run (so no "reusing" in the log): every group and prediction is the one
+    # the earlier run made, untouched
     assert {p: p.stat().st_mtime_ns for p in models.rglob("*") if p.is_file()} == stamps  # nothing retrained
+    assert _mtimes(predictions) == predicted
     # other draws of the 1x and 2x members: the table (and so report's input) changed
     assert (r.path / REPORTING / "dcnv2_x8" / "scaling.csv").read_text() != table_before
     assert yaml.safe_load((r.path / "conf" / "base" / "parameters_tts.yml").read_text())["tts"]["merging"]["seed"] == 1
@@ -244,3 +324,92 @@ def test_changing_only_the_merging_seed_reruns_merge_and_report(repo) -> None:
     assert "tts.merging.seed" in diff and "tts.training" not in diff, diff
     metrics_diff = r.run("dvc", "metrics", "diff").stdout
     assert "dcnv2_x8.auc_1x" in metrics_diff, metrics_diff
+
+
+def test_a_changed_group_is_trained_again_and_the_others_reused(repo) -> None:
+    """Another seed for wukong_rankmixer_x8's rankmixer member: `train` reruns (its parameters changed)
+    and, its output persisting, trains that group only; every other group and its predictions are
+    reused untouched, and the merged tables follow the new group."""
+    r: Repo = repo["repo"]
+    r.git("add", "-A")
+    r.git("commit", "-q", "-m", "merging seed 1")
+    models, predictions = r.path / MODELS, r.path / PREDICTIONS
+    changed_group = "wukong_rankmixer_x8/group_01"
+    old_hash = json.loads((models / changed_group / "trained_group.json").read_text())["config_hash"]
+    trained = _mtimes(models, skip=SAVED_BY_EVERY_RUN)
+    predicted = _mtimes(predictions, skip=SAVED_BY_EVERY_RUN)
+    tables = {e: (r.path / REPORTING / e / "scaling.csv").read_text() for e in ("dcnv2_x8", "wukong_rankmixer_x8")}
+
+    tp = r.path / "conf" / "base" / "parameters_tts.yml"
+    params = yaml.safe_load(tp.read_text())
+    members = params["tts"]["ensemble_catalog"]["wukong_rankmixer_x8"]["members"]
+    assert members[1]["backbone"] == "rankmixer"
+    members[1]["seeds"] = [7]
+    tp.write_text(yaml.safe_dump(params, sort_keys=False))
+    repro = r.run("dvc", "repro")
+
+    assert _ran(repro) == {"train", "predict", "merge", "report"}, repro.stdout[-3000:]
+    assert _reused(repro) == GROUPS - {changed_group}, repro.stdout[-3000:]
+    group = json.loads((models / changed_group / "trained_group.json").read_text())
+    assert group["config_hash"] != old_hash and [m["seed"] for m in group["members"]] == [7]
+    assert "reused" not in group and Path(group["checkpoint"]).name == f"group-{group['config_hash']}.pt"
+    now = _mtimes(models, skip=SAVED_BY_EVERY_RUN)
+    assert {k: v for k, v in now.items() if k in trained} == trained  # nothing else trained again...
+    assert {k for k in now if k not in trained and not k.startswith(f"{changed_group}/checkpoint-")} == {
+        f"{changed_group}/result-{group['config_hash']}.json", f"{changed_group}/group-{group['config_hash']}.pt"}
+    assert f"{changed_group}/result-{old_hash}.json" in now  # ...and the earlier seed's result is kept
+    manifest = json.loads((predictions / changed_group / "manifest.json").read_text())
+    assert manifest["config_hash"] == group["config_hash"] and manifest["members"] == ["m001_rankmixer_s7"]
+    unchanged = {k: v for k, v in predicted.items() if not k.startswith(f"{changed_group}/")}
+    assert {k: v for k, v in _mtimes(predictions, skip=SAVED_BY_EVERY_RUN).items() if k in unchanged} == unchanged
+    assert (r.path / REPORTING / "dcnv2_x8" / "scaling.csv").read_text() == tables["dcnv2_x8"]
+    assert (r.path / REPORTING / "wukong_rankmixer_x8" / "scaling.csv").read_text() != tables["wukong_rankmixer_x8"]
+    assert _status(r) == {}
+
+
+def test_a_change_of_the_training_code_trains_every_group_again(repo) -> None:
+    """Results are keyed by configuration hash, which does not cover the code: the stages' code guard
+    removes the persisted groups (and, their code stamp having changed, the predictions) when a
+    source file `train` depends on changes, so nothing made by other code is reused."""
+    r: Repo = repo["repo"]
+    r.git("add", "-A")
+    r.git("commit", "-q", "-m", "rankmixer seed 7")
+    models, predictions = r.path / MODELS, r.path / PREDICTIONS
+    trained = _mtimes(models)
+    predicted = _mtimes(predictions)
+    flops = r.path / "src" / "ttsctr" / "flops.py"  # a dependency of train only
+    flops.write_text(flops.read_text() + "\n# changed training code\n")
+    repro = r.run("dvc", "repro")
+
+    out = repro.stdout + repro.stderr
+    assert _ran(repro) == {"train", "predict", "merge", "report"}, out[-3000:]
+    for stage, folder in (("train", MODELS), ("predict", PREDICTIONS)):
+        assert f"{stage}: {folder} has no stamp of this stage's current code" in out, out[-3000:]
+    assert _reused(repro) == set(), out[-3000:]
+    now = _mtimes(models)
+    assert set(now) < set(trained)  # the earlier seed's files went with the folder
+    assert all(now[k] > trained[k] for k in now), "a group was reused across a code change"
+    results = sorted(models.glob("*/group_*/result-*.json"))
+    assert len(results) == len(GROUPS)  # one result per group: the current configuration's
+    now = _mtimes(predictions)
+    assert set(now) == set(predicted) and all(now[k] > predicted[k] for k in now)
+    assert _status(r) == {}
+
+
+def test_dataset_is_a_literal_that_runtime_params_override(tmp_path: Path) -> None:
+    """DVC reads parameter files without Kedro's resolvers: `dataset` is a plain value there (what
+    `dvc params diff` and dvc.lock show). `kedro run --params dataset=...` still overrides it, and the
+    catalog's paths, which take the dataset from the runtime parameters or globals.yml, follow."""
+    from kedro.config import OmegaConfigLoader
+
+    conf = tmp_path / "conf"
+    shutil.copytree(REPO_ROOT / "conf" / "base", conf / "base")
+    (conf / "local").mkdir()
+    default = yaml.safe_load((conf / "base" / "globals.yml").read_text())["default_dataset"]
+    assert yaml.safe_load((conf / "base" / "parameters_data_processing.yml").read_text())["dataset"] == default
+    for runtime, dataset in (({}, default), ({"dataset": "criteo"}, "criteo")):
+        loader = OmegaConfigLoader(str(conf), base_env="base", default_run_env="local", runtime_params=runtime)
+        assert loader["parameters"]["dataset"] == dataset
+        catalog = loader["catalog"]
+        assert catalog["model_input_summary"]["filepath"] == f"data/05_model_input/{dataset}.summary.json"
+        assert catalog["tts_metrics"]["filepath"] == f"data/08_reporting/{dataset}/metrics.json"

@@ -58,7 +58,7 @@ def train_group(
     own = json.loads(result_path.read_text()) if result_path.exists() else None
     if own is not None and _usable(own, data_version):
         log.info("%s/%s already trained with config %s; reusing it", ensemble.name, group.name, chash)
-        result = {**own, "reused": True}
+        result = own
     elif (trained_elsewhere := _find_trained(paths, dataset, chash, data_version)) is not None:
         # Same members, settings and data (the hash covers all three): training is deterministic, so
         # another ensemble's group (e.g. wukong_x16's seed 3 inside wukong_rankmixer_x16) is this group.
@@ -67,9 +67,9 @@ def train_group(
         result.update({"ensemble": ensemble.name, "group": group.name, "group_index": group.index,
                        "member_indices": list(group.member_indices), "reused_from": str(trained_elsewhere)})
         atomic_write_json(result_path, result)
-        result["reused"] = True
     else:
         result = None
+    reused = result is not None  # not part of the result: the catalog's trained_group.json stays the same on a rerun
     register = registry.get("register_members", True) and _registers_members(group, result)
     if result is not None and not (register and tracking.tracking_active() and _unregistered(result, dataset)):
         return result  # its run was logged when it was trained; nothing new to log
@@ -80,9 +80,8 @@ def train_group(
             result = _train(model_input, dataset, data_version, training, group, ensemble, chash, out,
                             on_epoch_end=_log_epoch if run is not None else None)
             atomic_write_json(result_path, result)
-            result["reused"] = False
         if run is not None:
-            _log_group(result, dataset, ensemble, group, training, model_input)
+            _log_group(result, dataset, ensemble, group, training, model_input, reused=reused)
             if register:
                 _register_members(result, dataset, ensemble, group, model_input)
     return result
@@ -107,7 +106,7 @@ def _log_epoch(record: dict[str, Any]) -> None:
 
 
 def _log_group(result: dict[str, Any], dataset: str, ensemble: EnsemblePlan, group: GroupPlan,
-               training: dict[str, Any], model_input: Path) -> None:
+               training: dict[str, Any], model_input: Path, *, reused: bool) -> None:
     """Flat parameters, best and test metrics and the splits of one group's run (same names as the
     ensembles' runs: ``test_auc``, ``test_logloss``, ``members``, ``flops_per_row``)."""
     members = result["members"]
@@ -117,7 +116,7 @@ def _log_group(result: dict[str, Any], dataset: str, ensemble: EnsemblePlan, gro
         "seeds": ",".join(str(m["seed"]) for m in members), "group_size": len(members),
         "config_hash": result["config_hash"], "data_version": result["data_version"],
         "protocol": result["protocol"], "precision": result["precision"], "batch_size": result["batch_size"],
-        "reused": result.get("reused", False),
+        "reused": reused,
     })
     tracking.log_flat_params({k: v for k, v in training.items() if k not in ("protocol", "precision")}, prefix="training")
     costs = result["member_costs"]
