@@ -1,17 +1,22 @@
 """Timing of validate_encoded_split on a synthetic split (not a test; run by hand).
 
-    .venv/bin/python tests/validation/bench_encoded.py [rows] [fields]
+    .venv/bin/python tests/validation/bench_encoded.py [rows] [fields] [gx]
+
+With a third argument ``gx`` the good split is also validated with the file GX context (in a
+temporary folder, as the data_processing node does it: the stored validation definition, then
+one Data Docs build), to show the context's fixed cost next to the in-memory run.
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 
 import numpy as np
 import pandas as pd
 
-from ttsctr.validation import validate_encoded_split, validate_split_sizes
+from ttsctr.validation import build_data_docs, validate_encoded_split, validate_split_sizes
 
 
 def make_split(rows: int, fields: int, vocab: int = 1000, seed: int = 0):
@@ -39,6 +44,18 @@ def main() -> None:
             r = validate_encoded_split(frame, split="bench", field_ranges=ranges, source=label)
             dt = time.perf_counter() - t
             print(f"{label}: {rows:,} x {fields}: {dt:.2f} s ({rows / dt:,.0f} rows/s) success={r.success}")
+    if len(sys.argv) > 3 and sys.argv[3] == "gx":
+        with tempfile.TemporaryDirectory() as root:
+            for i in range(3):
+                t = time.perf_counter()
+                r = validate_encoded_split(df, split="bench", field_ranges=ranges, source="good", gx_root=root,
+                                           dataset_name="bench", build_docs=False)
+                dv = time.perf_counter() - t
+                t = time.perf_counter()
+                build_data_docs(r)
+                dd = time.perf_counter() - t
+                print(f"good, file context (run {i + 1}): validation {dv:.2f} s + Data Docs {dd:.2f} s "
+                      f"= {dv + dd:.2f} s ({rows / (dv + dd):,.0f} rows/s) success={r.success}")
     bad = df.copy()
     bad.loc[bad.index[::100_000], "f3"] = 10**6  # 10 bad ids in one field
     bad.loc[bad.index[7], "f5"] = -1

@@ -3,12 +3,17 @@
 A model input is published, then a re-encode with other settings is staged and corrupted the
 way a broken encoder would (ids outside their field's range, a label outside {0, 1}). The gate
 must list every broken column with its expectation and offending values, remove the staging
-folder, and leave the published version exactly as it was.
+folder, and leave the published version exactly as it was. The failing validations are kept
+in the GX project (``tmp_path/gx``: the model input folder is in no Kedro project, so its parent
+holds it) with their Data Docs pages.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import json
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pyarrow as pa
@@ -65,6 +70,14 @@ def test_gate_lists_failures_removes_staging_and_keeps_published(tmp_path: Path)
     assert any(col == "label" for col, _ in failures), text
     for part in ("column 'C5'", f"{too_big}", "column 'I3'", "column 'label'"):
         assert part in text
+    # the failing runs are stored and have their Data Docs pages, named in the message
+    assert [r.gx.run_name for r in err.reports] == ["train", "test"]
+    for report in err.reports:
+        assert report.gx.root == str(tmp_path) and report.gx.suite == "criteo.encoded"
+        assert report.gx.docs_built and f"Data Docs: {report.gx.data_docs}" in text
+        assert Path(unquote(urlparse(report.gx.data_docs).path)).is_file()
+        assert json.loads((tmp_path / report.gx.result).read_text())["success"] is False
+    assert (tmp_path / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html").is_file()
 
     assert not staging.exists()
     assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []

@@ -39,7 +39,13 @@ from ttsctr.data.synthetic import GENERATOR_VERSION, generate_synthetic
 from ttsctr.data.version import MARKER_FILE, compute_data_version, published_data_version, read_marker
 from ttsctr.errors import ConfigError, DataFormatError
 from ttsctr.metrics import roc_auc as auc
-from ttsctr.validation import raise_if_failed, validate_encoded_split, validate_raw_sample, validate_split_sizes
+from ttsctr.validation import (
+    build_data_docs,
+    raise_if_failed,
+    validate_encoded_split,
+    validate_raw_sample,
+    validate_split_sizes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -229,37 +235,72 @@ def _is_published(source: dict[str, Any]) -> bool:
 # --------------------------------------------------------------------------------------------
 # raw validation
 # --------------------------------------------------------------------------------------------
+def gx_root(source: dict[str, Any], validation: dict[str, Any]) -> Path | None:
+    """The folder whose ``gx/`` holds the file GX project of the validations (created when absent).
+
+    ``validation.gx_root`` when set (``false``: the in-memory context, nothing stored); else the
+    Kedro project that holds the model input folder (for ``kedro run``, the project root); else,
+    for data outside any Kedro project (library use, tests), the folder above ``model_input_root``.
+    """
+    explicit = validation.get("gx_root")
+    if explicit is False:
+        return None
+    if explicit not in (None, ""):
+        return Path(os.path.expanduser(str(explicit))).resolve()
+    from kedro.utils import find_kedro_project
+
+    model_input_root = Path(source["model_input_dir"]).resolve().parent
+    return find_kedro_project(model_input_root) or model_input_root.parent
+
+
+def _unique_names(paths: list[str]) -> list[str]:
+    """GX run names of the raw files: their file names, numbered when two share one."""
+    names = [Path(p).name for p in paths]
+    return [f"{i + 1}-{n}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+
+
 def validate_raw_data(source: dict[str, Any], validation: dict[str, Any]) -> dict[str, Any]:
-    """Great Expectations on the head of each raw file: columns and order, label in {0,1}, types."""
+    """Great Expectations on the head of each raw file: columns and order, label in {0,1}, types.
+
+    Suite ``<dataset>.raw`` of the project's GX context (see :func:`gx_root`), one validation
+    run per raw file (named after it); the Data Docs are built once for all of them, also when
+    the check fails.
+    """
     if _is_published(source):
         return {"skipped": True, "reason": "model input already published for this raw file and settings"}
     reader = get_reader(source["format"], **source["reader_options"])
     limit = int(validation.get("raw_sample_rows", 100_000))
     # read small chunks: the sample is the head of the file, not the first 64 MiB chunk
     chunk_bytes = min(PARSE_BLOCK_BYTES, int(source["preprocessing"].get("chunk_bytes", PARSE_BLOCK_BYTES)))
+    root = gx_root(source, validation)
     reports, rows_checked = [], 0
-    for path in source["raw_files"]:
-        chunks, rows = [], 0
-        for chunk in reader.iter_chunks(path, chunk_bytes):
-            chunks.append(chunk)
-            rows += chunk.num_rows
-            if rows >= limit:
-                break
-        if not chunks:
-            raise DataFormatError(path, found="no rows", expected="at least one data row")
-        sample = pa.concat_tables(chunks).slice(0, limit)
-        rows_checked += sample.num_rows
-        reports.append(
-            validate_raw_sample(
-                sample,
-                expected_columns=["label", *(f.name for f in reader.fields), *reader.extra_columns],
-                numeric_columns=[f.name for f in reader.fields if f.kind == "numeric"],
-                categorical_columns=[f.name for f in reader.fields if f.kind == "categorical"],
-                source=str(path),
+    try:
+        for path, run_name in zip(source["raw_files"], _unique_names(source["raw_files"])):
+            chunks, rows = [], 0
+            for chunk in reader.iter_chunks(path, chunk_bytes):
+                chunks.append(chunk)
+                rows += chunk.num_rows
+                if rows >= limit:
+                    break
+            if not chunks:
+                raise DataFormatError(path, found="no rows", expected="at least one data row")
+            sample = pa.concat_tables(chunks).slice(0, limit)
+            rows_checked += sample.num_rows
+            reports.append(
+                validate_raw_sample(
+                    sample,
+                    expected_columns=["label", *(f.name for f in reader.fields), *reader.extra_columns],
+                    numeric_columns=[f.name for f in reader.fields if f.kind == "numeric"],
+                    categorical_columns=[f.name for f in reader.fields if f.kind == "categorical"],
+                    source=str(path),
+                    gx_root=root, dataset_name=source["dataset"], run_name=run_name, build_docs=False,
+                )
             )
-        )
+    finally:
+        docs = build_data_docs(*reports)
     raise_if_failed(*reports)
-    return {"skipped": False, "rows_checked": rows_checked, "reports": [r.to_dict() for r in reports]}
+    return {"skipped": False, "rows_checked": rows_checked, "reports": [r.to_dict() for r in reports],
+            "data_docs": docs[0] if docs else None}
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,37 +373,46 @@ def _empty_split_hint(source: dict[str, Any], split_rows: dict[str, int], total:
 def validate_encoded_data(staged: dict[str, Any], validation: dict[str, Any]) -> dict[str, Any]:
     """GX on the staged splits: ids within their field's range, no nulls, split sizes add up.
 
-    On a failure (or any error) the staging folder is removed and nothing is published.
+    Suites ``<dataset>.encoded`` (one validation run per split; the id ranges are those of this
+    encoding's feature map) and ``<dataset>.splits``; the Data Docs are built once for the four
+    runs, also when a check fails. On a failure (or any error) the staging folder is removed and
+    nothing is published.
     """
     if staged["staging_dir"] is None:
         return {"skipped": True}
     staging = Path(staged["staging_dir"])
+    source = staged["source"]
     try:
+        root = gx_root(source, validation)
+        gx_args = {"gx_root": root, "dataset_name": source["dataset"], "build_docs": False}
         feature_map = staged["feature_map"]
         ranges = _field_ranges(feature_map)
         sample_rows = validation.get("encoded_sample_rows")
         reports, split_rows = [], {}
-        for split in SPLITS:
-            table = pq.read_table(staging / f"{split}.parquet")
-            split_rows[split] = table.num_rows
-            reports.append(
-                validate_encoded_split(
-                    table.to_pandas(), split=split, field_ranges=ranges, source=str(staging / f"{split}.parquet"),
-                    sample_rows=sample_rows,
+        try:
+            for split in SPLITS:
+                table = pq.read_table(staging / f"{split}.parquet")
+                split_rows[split] = table.num_rows
+                reports.append(
+                    validate_encoded_split(
+                        table.to_pandas(), split=split, field_ranges=ranges, source=str(staging / f"{split}.parquet"),
+                        sample_rows=sample_rows, **gx_args,
+                    )
                 )
-            )
-            del table
-        total = int(feature_map["total_rows"])
-        size_report = validate_split_sizes(split_rows, total, source=str(staging))
-        hint = _empty_split_hint(staged["source"], split_rows, total)
-        if hint is not None and not size_report.success:
-            size_report.failures = [dataclasses.replace(f, details=f"{f.details}; {hint}") for f in size_report.failures]
-        reports.append(size_report)
+                del table
+            total = int(feature_map["total_rows"])
+            size_report = validate_split_sizes(split_rows, total, source=str(staging), **gx_args)
+            hint = _empty_split_hint(source, split_rows, total)
+            if hint is not None and not size_report.success:
+                size_report.failures = [dataclasses.replace(f, details=f"{f.details}; {hint}") for f in size_report.failures]
+            reports.append(size_report)
+        finally:
+            docs = build_data_docs(*reports)
         raise_if_failed(*reports)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return {"skipped": False, "split_rows": split_rows, "success": True}
+    return {"skipped": False, "split_rows": split_rows, "success": True, "data_docs": docs[0] if docs else None}
 
 
 # --------------------------------------------------------------------------------------------
