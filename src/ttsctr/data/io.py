@@ -80,12 +80,16 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _replace_dir(tmp: Path, target: Path) -> None:
+def replace_dir(tmp: str | Path, target: str | Path) -> None:
     """Move directory ``tmp`` to ``target``, replacing an existing ``target``.
 
     Two renames (old target aside, new into place); if the second fails the old one is put back.
-    The window in which ``target`` is absent is two ``rename`` calls long.
+    The window in which ``target`` is absent is two ``rename`` calls long. Set-aside versions
+    left by crashed processes are removed first. The one directory swap of the project:
+    :func:`atomic_dir` and the publishing of encoded data use it.
     """
+    tmp, target = Path(tmp), Path(target).absolute()
+    _remove_stale_siblings(target)
     if target.exists() or target.is_symlink():
         if not target.is_dir() or target.is_symlink():
             raise ConfigError(f"{target} exists and is not a directory; refusing to replace it")
@@ -115,7 +119,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
-        _replace_dir(tmp, target)
+        replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

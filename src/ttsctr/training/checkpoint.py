@@ -7,14 +7,12 @@ per-epoch resume state of :func:`ttsctr.training.train` lives in ``TRAIN_STATE_F
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
 
+from ttsctr.data.io import atomic_file
 from ttsctr.errors import ConfigError, DataFormatError
 from ttsctr.features import FeatureSpec
 from ttsctr.training.group import GroupModel, MemberSpec, build_group
@@ -27,19 +25,9 @@ TRAIN_STATE_FILE = "train_state.pt"
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """``torch.save`` through :func:`ttsctr.data.io.atomic_file` (temporary sibling, fsync, rename)."""
+    with atomic_file(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def spec_dict(spec: FeatureSpec) -> dict[str, Any]:

@@ -168,7 +168,7 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_next_run(published: Publis
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(dead.stdout)  # a process that has exited
     root = tmp_path / "05_model_input"
-    stale = [f".staging-criteo-{pid}", f"..staging-criteo-{pid}.tmp-{pid}-0123abcd", f"criteo.old-{pid}"]
+    stale = [f".staging-criteo-{pid}", f"..staging-criteo-{pid}.tmp-{pid}-0123abcd", f".criteo.old-{pid}-0123abcd"]
     alive = [f".staging-criteo-{os.getppid()}", f".staging-avazu-{pid}"]  # a live run's, another dataset's
     for name in stale + alive:
         (root / name).mkdir(parents=True)

@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ttsctr.data.io import pid_alive
+from ttsctr.data.io import pid_alive, replace_dir
 from ttsctr.data.lock import dataset_lock
 from ttsctr.data.preprocess import FEATURE_MAP_VERSION, PreprocessConfig, preprocess
 from ttsctr.data.readers import PARSE_BLOCK_BYTES, RawReader, get_reader
@@ -319,7 +319,7 @@ def _remove_stale_staging(root: str, dataset: str) -> None:
     patterns = (
         re.compile(rf"^{re.escape(STAGING_PREFIX + dataset)}-(\d+)$"),  # .staging-<dataset>-<pid>
         re.compile(rf"^\.{re.escape(STAGING_PREFIX + dataset)}-(\d+)\..*$"),  # ..staging-<dataset>-<pid>.tmp-... (atomic_dir)
-        re.compile(rf"^{re.escape(dataset)}\.old-(\d+)$"),  # <dataset>.old-<pid> (publishing)
+        re.compile(rf"^\.{re.escape(dataset)}\.old-(\d+)-.*$"),  # .<dataset>.old-<pid>-<id> (replace_dir)
     )
     for entry in folder.iterdir():
         for pattern in patterns:
@@ -418,21 +418,6 @@ def validate_encoded_data(staged: dict[str, Any], validation: dict[str, Any]) ->
 # --------------------------------------------------------------------------------------------
 # publishing
 # --------------------------------------------------------------------------------------------
-def _swap_into_place(staging: Path, final: Path) -> None:
-    """Rename ``staging`` onto ``final``; if that fails the previous ``final`` is put back."""
-    old = final.with_name(f"{final.name}.old-{os.getpid()}")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    try:
-        os.replace(staging, final)
-    except BaseException:
-        if old.exists() and not final.exists():
-            os.replace(old, final)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def publish_model_input(staged: dict[str, Any], encoded_report: dict[str, Any], model_input_root: str) -> dict[str, Any]:
     """Rename the validated staging folder into place and summarise it (rows, rates, data version).
 
@@ -448,7 +433,7 @@ def publish_model_input(staged: dict[str, Any], encoded_report: dict[str, Any], 
             marker = {"fingerprint": source["fingerprint"], "data_version": compute_data_version(staging)}
             (staging / FINGERPRINT_FILE).write_text(json.dumps(marker))
             with dataset_lock(model_input_root, source["dataset"], what="publishing its model input"):
-                _swap_into_place(staging, final)
+                replace_dir(staging, final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
