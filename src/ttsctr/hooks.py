@@ -1,20 +1,17 @@
 """Kedro hooks that make a ``kedro run`` safe to kill and to start twice.
 
-* :class:`DatasetLockHooks` holds the run's dataset lock (:mod:`ttsctr.data.lock`) from before
-  the first node to the end of the run, so publishing a dataset and a run that reads it never
-  interleave: a second run on the same dataset waits for the first (``locking.wait_seconds``
-  bounds the wait; 0 stops at once with a clear error). It is taken before kedro-mlflow opens
-  the run, so a waiting run shows no RUNNING run in MLflow.
+* :class:`DatasetLockHooks` first checks the configuration mistakes a run can be told about
+  before any node runs (an unknown ``dataset``, a ``raw_path`` that does not exist, a dataset with
+  neither a default file nor a ``raw_path``: the messages of the first node), so a typo leaves no
+  FAILED half-run in MLflow; then it holds the run's dataset lock (:mod:`ttsctr.data.lock`) from
+  before the first node to the end of the run, so publishing a dataset and a run that reads it
+  never interleave: a second run on the same dataset waits for the first
+  (``locking.wait_seconds`` bounds the wait; 0 stops at once with a clear error). Both happen
+  before kedro-mlflow opens the run, so a waiting run shows no RUNNING run in MLflow.
 * :class:`ProcessRunHooks` creates the MLflow store before kedro-mlflow touches it (two runs
   started together on a fresh project would race on the schema), tags the run kedro-mlflow
   opened with this process's identity and marks RUNNING runs of processes that are gone
   (``kill -9``) KILLED.
-* :class:`RunConfigHooks` checks the configuration mistakes a run can be told about before any
-  node runs (an unknown ``dataset``; a ``raw_path`` that does not exist; a dataset with neither a
-  default file nor a ``raw_path``) and stops the run with the :class:`~ttsctr.errors.ConfigError`
-  the first node would raise, before the dataset lock is taken and before kedro-mlflow opens a
-  run: a typo leaves no FAILED half-run in MLflow. It must come last in ``settings.HOOKS`` (of
-  the ``tryfirst`` implementations, the one registered last is called first).
 """
 
 from __future__ import annotations
@@ -29,7 +26,6 @@ from kedro.framework.hooks import hook_impl
 
 from ttsctr import tracking
 from ttsctr.data.lock import dataset_lock
-from ttsctr.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +41,22 @@ class DatasetLockHooks:
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        # framework side, so it may use the pipeline's check (imported here: settings stay light)
+        from ttsctr.pipelines.data_processing.nodes import check_dataset_config
+
         params = self._context.params if self._context is not None else {}
-        dataset = params.get("dataset")
-        if not isinstance(dataset, str) or dataset not in (params.get("datasets") or {}):
-            return  # an unknown dataset is reported by RunConfigHooks (or the first node), with the known ones
+        datasets = params.get("datasets")
+        if not isinstance(datasets, dict) or "dataset" not in params:
+            return  # not this project's parameters: nothing to check or lock
+        dataset = params["dataset"]
+        # Kedro calls before_pipeline_run outside the try that calls on_pipeline_error, and pluggy
+        # stops at the first implementation that raises: a mistake found here reaches `kedro run`
+        # (one line, see ttsctr.cli) before kedro-mlflow opens a run that it would mark FAILED.
+        reads_raw = any("params:raw_path" in node.inputs for node in pipeline.nodes)
+        if reads_raw:  # names, file existence, glob matches: nothing generated or hashed here
+            check_dataset_config(dataset, params.get("raw_path"), datasets, generate=False)
+        elif not isinstance(dataset, str) or dataset not in datasets:
+            check_dataset_config(dataset, None, datasets, generate=False)  # the unknown-dataset message
         root = Path(params.get("model_input_root", "data/05_model_input"))
         if not root.is_absolute():
             root = Path(self._context.project_path) / root
@@ -95,53 +103,3 @@ class ProcessRunHooks:
         closed = tracking.close_runs_of_dead_processes()
         if closed:
             log.info("marked %d MLflow run(s) of killed processes KILLED: %s", len(closed), ", ".join(closed))
-
-
-class RunConfigHooks:
-    """Stop a run with a bad ``dataset``/``raw_path`` before anything is locked, tracked or written.
-
-    Kedro calls ``before_pipeline_run`` outside the ``try`` whose ``except`` calls
-    ``on_pipeline_error``, and pluggy stops at the first implementation that raises: an error here
-    reaches the caller (``kedro run`` prints it as one line, see :mod:`ttsctr.cli`) without
-    kedro-mlflow's ``before_pipeline_run`` (which starts the MLflow run) or its
-    ``on_pipeline_error`` (which marks it FAILED) ever being called. Only light checks are made
-    (names, file existence, glob matches); the first node still does the full resolution.
-    """
-
-    def __init__(self) -> None:
-        self._context: Any = None
-
-    @hook_impl
-    def after_context_created(self, context: Any) -> None:
-        self._context = context
-
-    @hook_impl(tryfirst=True)
-    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        params = self._context.params if self._context is not None else {}
-        datasets = params.get("datasets")
-        if not isinstance(datasets, dict) or "dataset" not in params:
-            return  # not this project's parameters: nothing to check
-        dataset = params["dataset"]
-        if not isinstance(dataset, str) or dataset not in datasets:  # every pipeline here reads one dataset
-            raise ConfigError(f"unknown dataset {dataset!r}; known datasets: {', '.join(sorted(datasets))}")
-        if any("params:raw_path" in node.inputs for node in pipeline.nodes):
-            check_raw_input(dataset, datasets[dataset] or {}, params.get("raw_path"))
-
-
-def check_raw_input(dataset: str, entry: dict[str, Any], raw_path: Any) -> None:
-    """The checks of ``resolve_raw_source`` that read no file: same messages, nothing generated or hashed."""
-    from ttsctr.pipelines.data_processing.nodes import _expand_raw_path  # framework side: may use the pipeline
-
-    fmt = entry.get("format")
-    if fmt is None:
-        raise ConfigError(f"datasets.{dataset} has no 'format' (one of criteo, avazu, kdd12, movielens, synthetic)")
-    if raw_path is None:
-        default = entry.get("default_raw_path")
-        if fmt == "synthetic" and default is not None:
-            return  # the first node generates it
-        if default is None or not Path(default).is_file():
-            hint = f" (its default file {default} does not exist)" if default is not None else ""
-            raise ConfigError(f"dataset {dataset!r} needs a raw {fmt} file{hint}: "
-                              f"pass --params \"dataset={dataset},raw_path=<file>\"")
-        raw_path = default
-    _expand_raw_path(dataset, fmt, raw_path)

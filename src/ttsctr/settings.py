@@ -16,6 +16,6 @@ import os as _os
 # per run that drowns the scaling tables.
 _os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from ttsctr.hooks import DatasetLockHooks, ProcessRunHooks, RunConfigHooks  # noqa: E402
+from ttsctr.hooks import DatasetLockHooks, ProcessRunHooks  # noqa: E402
 
-HOOKS = (DatasetLockHooks(), ProcessRunHooks(), RunConfigHooks())  # RunConfigHooks last: its check runs first
+HOOKS = (DatasetLockHooks(), ProcessRunHooks())

@@ -163,18 +163,15 @@ def _fingerprint(source: dict[str, Any], reader: RawReader) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def resolve_raw_source(
-    dataset: str, raw_path: Any, datasets: dict[str, Any], model_input_root: str
-) -> dict[str, Any]:
-    """Pick the dataset entry, check the raw file(s), reader options and preprocessing settings.
+def check_dataset_config(dataset: Any, raw_path: Any, datasets: dict[str, Any], *,
+                         generate: bool = True) -> tuple[dict[str, Any], str, list[Path]]:
+    """The dataset's entry, format and raw files; every configuration mistake as a ConfigError.
 
-    Generates the synthetic default file when needed. Every configuration mistake is reported
-    here, before anything is read or written.
+    ``generate``: write the synthetic default file when needed (``False``: a missing synthetic
+    default is no mistake, the run generates it; its files are then not listed).
     """
-    if dataset not in datasets:
+    if not isinstance(dataset, str) or dataset not in datasets:
         raise ConfigError(f"unknown dataset {dataset!r}; known datasets: {', '.join(sorted(datasets))}")
-    # whatever this run decides about re-encoding: leftovers of killed runs of this dataset go
-    _remove_stale_staging(model_input_root, dataset)
     entry = datasets[dataset] or {}
     fmt = entry.get("format")
     if fmt is None:
@@ -182,6 +179,8 @@ def resolve_raw_source(
     if raw_path is None:
         default = entry.get("default_raw_path")
         if fmt == "synthetic" and default is not None:
+            if not generate:
+                return entry, fmt, []
             ensure_synthetic(default, entry.get("generate") or {})
         if default is None or not Path(default).is_file():
             hint = f" (its default file {default} does not exist)" if default is not None else ""
@@ -190,7 +189,20 @@ def resolve_raw_source(
                 f"pass --params \"dataset={dataset},raw_path=<file>\""
             )
         raw_path = default
-    files = _expand_raw_path(dataset, fmt, raw_path)
+    return entry, fmt, _expand_raw_path(dataset, fmt, raw_path)
+
+
+def resolve_raw_source(
+    dataset: str, raw_path: Any, datasets: dict[str, Any], model_input_root: str
+) -> dict[str, Any]:
+    """Pick the dataset entry, check the raw file(s), reader options and preprocessing settings.
+
+    Generates the synthetic default file when needed. Every configuration mistake is reported
+    here, before anything is read or written.
+    """
+    entry, fmt, files = check_dataset_config(dataset, raw_path, datasets)
+    # whatever this run decides about re-encoding: leftovers of killed runs of this dataset go
+    _remove_stale_staging(model_input_root, dataset)
     source = {
         "dataset": dataset,
         "format": fmt,
