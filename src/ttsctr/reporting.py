@@ -349,7 +349,9 @@ def experiment_markdown(
         parts.append("## Table 3: group size M/K per scale\n\n" + grouping_markdown({dataset: grouping}))
     if registered:
         parts.append("## Registered ensembles\n\n"
-                     + "\n".join(f"- {r['uri']} (scale {r['scale']}×)" for r in registered) + "\n")
+                     + "\n".join(f"- {r['uri']} (scale {r['scale']}×"
+                                 + (f", version {r['version']})" if r.get("version") else ")") for r in registered)
+                     + "\n")
     return "\n".join(p.rstrip("\n") + "\n" for p in parts if p)
 
 

@@ -98,8 +98,9 @@ def register_ensemble(model_input_summary: dict[str, Any], paths: dict[str, Any]
             client.set_registered_model_alias(model_name, f"scale-{scale}", version)
         best = max(ensemble.scales, key=lambda k: (rows[int(k)]["auc_mean"], -k))  # ties: the cheaper scale
         client.set_registered_model_alias(model_name, "best", versions[best])
-        report["registered"] = [{"scale": k, "model": model_name, "version": v, "uri": f"models:/{model_name}/{v}",
-                                 "alias_uri": f"models:/{model_name}@scale-{k}"} for k, v in versions.items()]
+        # the alias addresses the scale on any database; the version number depends on what came before
+        report["registered"] = [{"scale": k, "model": model_name, "version": v, "uri": f"models:/{model_name}@scale-{k}",
+                                 "version_uri": f"models:/{model_name}/{v}"} for k, v in versions.items()]
         log.info("registered %s: %s; alias best = %d× (test AUC %.4f)", model_name,
                  ", ".join(f"{k}× v{v}" for k, v in versions.items()), best, rows[int(best)]["auc_mean"])
     return report
