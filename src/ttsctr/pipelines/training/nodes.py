@@ -83,7 +83,7 @@ def train_group(
         if run is not None:
             _log_group(result, dataset, ensemble, group, training, model_input, reused=reused)
             if register:
-                _register_members(result, dataset, ensemble, group, model_input)
+                _register_members(result, model_input_summary, ensemble, group)
     return result
 
 
@@ -205,11 +205,16 @@ def _member_tags(result: dict[str, Any], position: int) -> dict[str, str]:
             "data_version": result["data_version"]}
 
 
-def _register_members(result: dict[str, Any], dataset: str, ensemble: EnsemblePlan, group: GroupPlan, model_input: Path) -> None:
-    """One registered version per member: a single-member pyfunc model taking raw rows, logged in
-    the group's run with the member's own test metrics."""
-    from ttsctr.serving import log_ensemble_model
+def _register_members(result: dict[str, Any], model_input_summary: dict[str, Any], ensemble: EnsemblePlan,
+                      group: GroupPlan) -> None:
+    """One registered version per member: a single-member pyfunc model taking raw rows (with a
+    real raw row as input example), logged in the group's run with the member's own test metrics."""
+    from ttsctr.serving import log_ensemble_model, raw_input_example
     from ttsctr.training import load_group
+
+    dataset = model_input_summary["dataset"]
+    model_input = Path(model_input_summary["model_input_dir"])
+    example = None
 
     model, members, spec = load_group(result["checkpoint"])
     # the registered model carries the published vocabulary: it must be the one the member learnt
@@ -221,8 +226,11 @@ def _register_members(result: dict[str, Any], dataset: str, ensemble: EnsemblePl
         if tracking.find_model_version(name, tags) is not None:
             continue
         single = _single_member_checkpoint(model, members, spec, position, Path(result["checkpoint"]))
+        if example is None:
+            example = raw_input_example(model_input_summary, model_input)
         info = log_ensemble_model(name=f"{ensemble.name}-m{member_index:03d}-{member_spec.backbone}-s{member_spec.seed}",
-                                  model_input_dir=model_input, group_checkpoints=[single], tags=tags)
+                                  model_input_dir=model_input, group_checkpoints=[single], tags=tags,
+                                  input_example=example)
         mlflow.log_metrics(tracking.finite_metrics({"test_auc": member_auc[position]}), model_id=info.model_id)
         version = tracking.register_version(info.model_uri, name, tags)
         mlflow.MlflowClient().update_model_version(
