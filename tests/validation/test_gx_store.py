@@ -111,6 +111,7 @@ def test_second_validation_reuses_the_stored_objects(tmp_path: Path, caplog: pyt
                                                          ("checkpoints", "demo.encoded.json"))}
     mtime = suite_file.stat().st_mtime_ns
     _fresh_process()  # what the next run finds on disk
+    caplog.clear()  # the first run's records are captured too when an earlier test set ttsctr's level to INFO
     with caplog.at_level(logging.INFO, logger="ttsctr.validation"):
         for split in ("train", "validation", "test"):
             assert check(encoded(seed=len(split)), tmp_path, split).success
