@@ -101,13 +101,19 @@ def test_two_processes_registering_the_same_identity_end_with_one_version(tracki
         procs.append(subprocess.Popen([sys.executable, "-c", REGISTER, tracking_uri, str(go), str(ready[-1])],
                                       cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
-    deadline = time.monotonic() + 180
-    while not all(r.exists() for r in ready):
-        assert all(p.poll() is None for p in procs), [p.communicate()[1][-2000:] for p in procs if p.poll() is not None]
-        assert time.monotonic() < deadline, "the registering processes did not get ready within 180 s"
-        time.sleep(0.05)
-    go.write_text("go")  # both register now
-    outputs = [p.communicate(timeout=180) for p in procs]
+    try:
+        deadline = time.monotonic() + 180
+        while not all(r.exists() for r in ready):
+            assert all(p.poll() is None for p in procs), [p.communicate()[1][-2000:] for p in procs if p.poll() is not None]
+            assert time.monotonic() < deadline, "the registering processes did not get ready within 180 s"
+            time.sleep(0.05)
+        go.write_text("go")  # both register now
+        outputs = [p.communicate(timeout=180) for p in procs]
+    finally:
+        for p in procs:  # a process left waiting for `go` after a failure must not outlive the test
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outputs]
     reported = {out.strip().splitlines()[-1] for out, _ in outputs}
     versions = mlflow.MlflowClient().search_model_versions("name = 'ttsctr-race'")
