@@ -7,7 +7,7 @@
 Trains nothing. The model is a registered (or logged) pyfunc model in ``--tracking-uri`` (default
 ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<project>/mlflow.db``); the good rows are the dataset's
 raw test rows of ``--project`` (the split the pipeline wrote, rebuilt as
-``tests/projecthelpers.raw_test_rows`` does) or ``--rows``, a JSON list of raw records.
+``ttsctr.serving.raw_split_rows``) or ``--rows``, a JSON list of raw records.
 
 It starts ``ttsctr-serve`` on a free loopback port and sends ``-n`` requests, drawn with
 ``--seed``: 70% good single rows, 10% good batches of ``--batch`` rows, 20% malformed, spread
@@ -74,21 +74,14 @@ JSON = "application/json"
 
 def test_records(project: Path, dataset: str) -> list[dict[str, Any]]:
     """The raw test rows of ``project``'s encoded ``dataset`` as JSON records (ints, strings, null)."""
-    import pyarrow as pa
-
-    from ttsctr.data.preprocess import assign_random_splits
     from ttsctr.data.readers import get_reader
+    from ttsctr.serving import raw_split_rows
 
     model_input = project / "data" / "05_model_input"
     summary = json.loads((model_input / f"{dataset}.summary.json").read_text())
+    table = raw_split_rows(summary, model_input / dataset, "test", base=project)
     feature_map = json.loads((model_input / dataset / "feature_map.json").read_text())
-    reader = get_reader(summary["format"], **feature_map.get("reader_options", {}))
-    raw_path = Path(summary["raw_path"])
-    table = pa.concat_tables(list(reader.iter_chunks(raw_path if raw_path.is_absolute() else project / raw_path)))
-    pre = feature_map["preprocess"]
-    codes = assign_random_splits(np.arange(table.num_rows, dtype=np.uint64), pre["seed"], pre["split_ratios"])
-    table = table.filter(pa.array(codes == 2)).select(list(reader.field_names))
-    kinds = {f.name: f.kind for f in reader.fields}
+    kinds = {f.name: f.kind for f in get_reader(summary["format"], **feature_map.get("reader_options", {})).fields}
     out = []
     for row in table.to_pylist():
         out.append({k: (None if v is None else int(v) if kinds[k] == "numeric" else str(v)) for k, v in row.items()})

@@ -61,18 +61,8 @@ def raw_test_rows(project: Path, dataset: str = "synthetic") -> Any:
     """The raw rows of ``project``'s encoded test split, in its order (same seeded split assignment)."""
     import json
 
-    import numpy as np
-    import pyarrow as pa
-
-    from ttsctr.data.preprocess import assign_random_splits
-    from ttsctr.data.readers import get_reader
+    from ttsctr.serving import raw_split_rows
 
     model_input = project / "data" / "05_model_input"
     summary = json.loads((model_input / f"{dataset}.summary.json").read_text())
-    feature_map = json.loads((model_input / dataset / "feature_map.json").read_text())
-    reader = get_reader(summary["format"], **feature_map.get("reader_options", {}))
-    raw_path = Path(summary["raw_path"])
-    table = pa.concat_tables(list(reader.iter_chunks(raw_path if raw_path.is_absolute() else project / raw_path)))
-    pre = feature_map["preprocess"]
-    codes = assign_random_splits(np.arange(table.num_rows, dtype=np.uint64), pre["seed"], pre["split_ratios"])
-    return table.filter(pa.array(codes == 2)).select(list(reader.field_names)).to_pandas()
+    return raw_split_rows(summary, model_input / dataset, "test", base=project).to_pandas()

@@ -232,6 +232,33 @@ def raw_input_example(source: dict[str, Any], model_input_dir: str | Path, rows:
     raise TTSCTRError(f"{source['raw_files'][0]}: no rows to take an input example from")
 
 
+def raw_split_rows(source: dict[str, Any], model_input_dir: str | Path, split: str = "test",
+                   base: str | Path | None = None) -> pa.Table:
+    """The raw rows (exactly the served fields) that went into an encoded ``split``, in its order.
+
+    ``source``: ``format`` and ``raw_path`` (as in the data_processing summary; a relative path is
+    taken from ``base``). Re-draws the random split with the feature map's seed and ratios, so
+    it applies to ``split: random`` encodings (of one raw file): the requests a load test or a
+    serving check sends for rows whose stored predictions are known.
+    """
+    from ttsctr.data.io import load_feature_map
+    from ttsctr.data.preprocess import assign_random_splits
+    from ttsctr.data.readers import get_reader
+
+    fmap = load_feature_map(model_input_dir)
+    pre = fmap["preprocess"]
+    if pre.get("split", "random") != "random":
+        raise TTSCTRError(f"raw_split_rows needs a random split; {model_input_dir} was split {pre.get('split')!r}")
+    reader = get_reader(source["format"], **(fmap.get("reader_options") or {}))
+    raw_path = Path(source["raw_path"])
+    if not raw_path.is_absolute() and base is not None:
+        raw_path = Path(base) / raw_path
+    table = pa.concat_tables(list(reader.iter_chunks(raw_path)))
+    codes = assign_random_splits(np.arange(table.num_rows, dtype=np.uint64), pre["seed"], pre["split_ratios"])
+    wanted = {"train": 0, "validation": 1, "test": 2}[split]
+    return table.filter(pa.array(codes == wanted)).select(list(reader.field_names))
+
+
 def log_ensemble_model(
     *,
     name: str,
