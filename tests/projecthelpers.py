@@ -40,6 +40,22 @@ def make_project(tmp_path: Path, parameters: dict[str, Any] | None = None) -> Pa
     return project
 
 
+def tiny_tts_parameters(ensemble: str, *, max_epochs: int, preset: str | None = None) -> dict[str, Any]:
+    """Parameters of a throwaway project: 20k synthetic rows, one DCNv2 ensemble of 2 seeds
+    registered at 1× and 2× (members not registered one by one), trained for ``max_epochs``."""
+    defaults: dict[str, Any] = {"draws": 1, **({"preset": preset} if preset else {})}
+    return {
+        "datasets": {"synthetic": {"generate": {"n_rows": 20000}}},
+        "tts": {
+            "ensembles": [ensemble],
+            "defaults": defaults,
+            "training": {"max_epochs": max_epochs, "num_threads": 1, "batch_size": 1024, "learning_rate": 0.003},
+            "ensemble_catalog": {ensemble: {"members": [{"backbone": "dcnv2", "seeds": 2}], "scales": [1, 2]}},
+            "registry": {"register_members": False},
+        },
+    }
+
+
 def kedro_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(KEDRO_DISABLE_TELEMETRY="true", DVC_NO_ANALYTICS="1", PYTHONHASHSEED="0", MLFLOW_DISABLE_TELEMETRY="true",

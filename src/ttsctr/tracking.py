@@ -12,7 +12,6 @@ oldest version of the same identity when two processes race.
 
 from __future__ import annotations
 
-import fcntl
 import math
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,10 +65,9 @@ def ensure_store(tracking_uri: str, experiment: str, **create_kwargs: Any) -> No
     prefix = "sqlite:///"
     if not tracking_uri.startswith(prefix):
         return
-    db = Path(tracking_uri[len(prefix):])
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{db}.lock", "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # released when the file closes (or the process dies)
+    from ttsctr.data.lock import exclusive_file_lock
+
+    with exclusive_file_lock(f"{tracking_uri[len(prefix):]}.lock"):
         client = mlflow.MlflowClient(tracking_uri=tracking_uri)
         if client.get_experiment_by_name(experiment) is None:  # the first query creates the schema
             client.create_experiment(experiment, **{k: v for k, v in create_kwargs.items() if v is not None})

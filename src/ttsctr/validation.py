@@ -161,9 +161,7 @@ An MLflow run adds about 0.01 s per validation.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import json
 import logging
 import math
@@ -172,7 +170,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -452,20 +450,14 @@ def _ephemeral_state(gx: Any) -> _GXState:
     return _GXState(gx, context, None, {"adhoc": batch_definition})
 
 
-@contextlib.contextmanager
-def _project_lock(root: Path) -> Iterator[None]:
+def _project_lock(root: Path) -> Any:
     """Exclusive ``flock`` on ``gx/uncommitted/ttsctr.lock``: one process writes below gx/ at a time.
 
     Taken only while holding ``_GX_LOCK`` (never nested), so threads never wait on it.
     """
-    path = root / GX_DIR / "uncommitted" / _LOCK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+    from ttsctr.data.lock import exclusive_file_lock
+
+    return exclusive_file_lock(root / GX_DIR / "uncommitted" / _LOCK_FILE)
 
 
 def _file_state(gx: Any, root: Path) -> _GXState:

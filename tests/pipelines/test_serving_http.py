@@ -45,7 +45,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from projecthelpers import kedro_env, make_project, raw_test_rows, run_kedro
+from projecthelpers import kedro_env, make_project, raw_test_rows, run_kedro, tiny_tts_parameters
 from ttsctr.data.readers import get_reader
 from ttsctr.http_guard import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DEPTH
 
@@ -54,16 +54,7 @@ pytestmark = pytest.mark.slow
 DATASET = "synthetic"
 ENSEMBLE = "dcnv2_x2"
 MODEL = f"ttsctr-{DATASET}-{ENSEMBLE}"
-TINY = {
-    "datasets": {"synthetic": {"generate": {"n_rows": 20000}}},
-    "tts": {
-        "ensembles": [ENSEMBLE],
-        "defaults": {"draws": 1},
-        "training": {"max_epochs": 1, "num_threads": 1, "batch_size": 1024, "learning_rate": 0.003},
-        "ensemble_catalog": {ENSEMBLE: {"members": [{"backbone": "dcnv2", "seeds": 2}], "scales": [1, 2]}},
-        "registry": {"register_members": False},
-    },
-}
+TINY = tiny_tts_parameters(ENSEMBLE, max_epochs=1)
 STARTUP_S = 90      # model load + uvicorn start; a few seconds on an idle machine
 REQUEST_S = 60
 DEEP = b'{"dataframe_records": ' + b"[" * 1000 + b"]" * 1000 + b"}"  # ~2 KB, 1,001 levels

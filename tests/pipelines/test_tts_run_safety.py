@@ -28,23 +28,14 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from projecthelpers import REPO_ROOT, kedro_env, make_project, run_kedro
+from projecthelpers import REPO_ROOT, kedro_env, make_project, run_kedro, tiny_tts_parameters
 
 pytestmark = pytest.mark.slow
 
 DATASET = "synthetic"
 ENSEMBLE = "dcnv2_x2"
 MODEL = f"ttsctr-{DATASET}-{ENSEMBLE}"
-TINY = {
-    "datasets": {"synthetic": {"generate": {"n_rows": 20000}}},
-    "tts": {
-        "ensembles": [ENSEMBLE],
-        "defaults": {"draws": 1, "preset": "small"},
-        "training": {"max_epochs": 2, "num_threads": 1, "batch_size": 1024, "learning_rate": 0.003},
-        "ensemble_catalog": {ENSEMBLE: {"members": [{"backbone": "dcnv2", "seeds": 2}], "scales": [1, 2]}},
-        "registry": {"register_members": False},
-    },
-}
+TINY = tiny_tts_parameters(ENSEMBLE, max_epochs=2, preset="small")
 RETRAIN = "tts.training.learning_rate=0.002,tts.training.max_epochs=4"  # a configuration not trained yet
 REENCODE = "datasets.synthetic.preprocessing.min_count=3"
 PLAIN_LOGS = {"KEDRO_LOGGING_CONFIG": str(REPO_ROOT / "conf" / "logging.yml")}  # one line per record, as `make run`

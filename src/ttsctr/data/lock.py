@@ -154,6 +154,20 @@ def _acquire(fd: int, path: Path, dataset: str, what: str, wait_seconds: float |
     log.info("dataset %r is free after %.1f s; %s goes on", dataset, time.monotonic() - started, what)
 
 
+@contextlib.contextmanager
+def exclusive_file_lock(path: str | Path) -> Iterator[None]:
+    """A plain blocking ``flock`` on ``path`` (created) for the ``with`` block; the kernel frees it
+    if the process dies. For short critical sections: no holder note, no waiting message."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def held_by_this_process(model_input_root: str | Path, dataset: str) -> bool:
     with _held_guard:
         return str(lock_path(model_input_root, dataset).absolute()) in _held
