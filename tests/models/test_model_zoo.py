@@ -13,11 +13,15 @@ from ttsctr.layers.init import WEIGHT_INIT_SCHEMES, initialize_weights
 from ttsctr.models import available_models, build_model, get_entry
 
 BACKBONES = ["dcn", "dcnv2", "deepfm", "finalmlp", "fnn", "ipnn", "lr", "rankmixer", "wukong"]
+# Width-scaling models built from backbones as experts (tests/models/test_width_scaling.py);
+# they pass the generic checks below too.
+WIDTH_SCALING = ["dmoe", "multi_embed"]
+MODELS = sorted(BACKBONES + WIDTH_SCALING)
 EXTRA_PRESETS = {"rankmixer": ["mean_pool"]}
 PRESETS = ["default", "small"]
-MODEL_PRESETS = [(name, preset) for name in BACKBONES for preset in PRESETS + EXTRA_PRESETS.get(name, [])]
+MODEL_PRESETS = [(name, preset) for name in MODELS for preset in PRESETS + EXTRA_PRESETS.get(name, [])]
 # LR has no hidden layers: no dropout, no batch norm.
-DEEP_BACKBONES = [name for name in BACKBONES if name != "lr"]
+DEEP_BACKBONES = [name for name in MODELS if name != "lr"]
 # RankMixer's one-token-per-field mode, from the slice-token small preset.
 FIELD_TOKENS = {"tokenizer": "field", "num_tokens": None, "token_dim": None}
 
@@ -28,8 +32,8 @@ def build(name: str, spec: FeatureSpec, preset: str = "small", seed: int = 0, **
 
 
 def test_registry_lists_every_backbone():
-    assert available_models() == BACKBONES
-    for name in BACKBONES:
+    assert available_models() == MODELS
+    for name in MODELS:
         assert set(get_entry(name).presets) == set(PRESETS + EXTRA_PRESETS.get(name, []))
 
 
@@ -62,7 +66,7 @@ def test_dropout_and_batch_norm_switches(name, tiny_spec):
     assert torch.equal(model(ids), model(ids))  # eval: dropout off, BN uses running stats
 
 
-@pytest.mark.parametrize("name", BACKBONES)
+@pytest.mark.parametrize("name", MODELS)
 def test_construction_is_deterministic(name, tiny_spec):
     a, b = build(name, tiny_spec, seed=3), build(name, tiny_spec, seed=3)
     c = build(name, tiny_spec, seed=4)
@@ -74,7 +78,7 @@ def test_construction_is_deterministic(name, tiny_spec):
     assert torch.equal(a.eval()(ids), b.eval()(ids))
 
 
-@pytest.mark.parametrize("name", BACKBONES)
+@pytest.mark.parametrize("name", MODELS)
 def test_embed_then_forward_embedded_equals_forward(name, tiny_spec):
     model = build(name, tiny_spec).eval()
     ids = random_ids(tiny_spec, batch_size=8)
@@ -146,13 +150,13 @@ def test_unknown_model_name(tiny_spec):
         build_model("xdeepfm", tiny_spec)
 
 
-@pytest.mark.parametrize("name", BACKBONES)
+@pytest.mark.parametrize("name", MODELS)
 def test_unknown_config_key(name, tiny_spec):
     with pytest.raises(ConfigError, match="unknown config keys \\['hiden_units'\\]"):
         build_model(name, tiny_spec, "small", hiden_units=(8,))
 
 
-@pytest.mark.parametrize("name", BACKBONES)
+@pytest.mark.parametrize("name", MODELS)
 def test_wrong_field_count(name, tiny_spec):
     model = build(name, tiny_spec)
     with pytest.raises(ConfigError, match=r"expected \(batch, 5\)"):

@@ -60,6 +60,11 @@ class CTRModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_embedded(self.embed(x))  # (B,)
 
+    def auxiliary_loss(self) -> torch.Tensor | None:
+        """A training-loss term of the last forward pass in train mode (e.g. D-MoE's de-correlation
+        regulariser, Eq. 8), already weighted; ``None`` for backbones trained on BCE alone."""
+        return None
+
     def dense_parameters(self) -> int:
         return sum(p.numel() for n, p in self.named_parameters() if not n.startswith("embedding."))
 

@@ -169,6 +169,12 @@ class GroupModel(nn.Module):
         """(B, F) -> (B,): the mean of the members' probabilities (Eq. 10/11)."""
         return torch.sigmoid(self(x).float()).mean(dim=1)
 
+    def auxiliary_loss(self) -> torch.Tensor | None:
+        """Sum of the members' :meth:`~ttsctr.models.CTRModel.auxiliary_loss` terms of the last
+        forward pass (``None`` when no member has one), added to the BCE by the trainer."""
+        terms = [t for t in (m.auxiliary_loss() for m in self.members) if t is not None]
+        return torch.stack([t.float() for t in terms]).sum() if terms else None
+
 
 def build_group(
     spec: FeatureSpec, members: Sequence[MemberSpec], weight_init: str = DEFAULT_WEIGHT_INIT

@@ -159,7 +159,9 @@ def train(
 ) -> TrainResult:
     """Fit ``group`` in place on ``train = (x, y)``; early-stop on the AUC of ``valid``.
 
-    Loss: :func:`~ttsctr.training.group.group_loss` (BCE of the members' mean probability, Eq. 11).
+    Loss: :func:`~ttsctr.training.group.group_loss` (BCE of the members' mean probability, Eq. 11)
+    plus the group's :meth:`~ttsctr.training.GroupModel.auxiliary_loss` where a member has one
+    (D-MoE's Eq. 8 term; ``train_loss`` in the history includes it).
     Optimiser: Adam (torch's fused CPU kernel) with ``weight_decay`` on dense parameters and
     ``embedding_regularizer`` on embedding tables; gradients clipped to ``clip_grad_norm``
     (over the whole group). After every epoch the validation AUC/logloss of the merged
@@ -385,6 +387,9 @@ class _Trainer:
                 with _autocast(cfg.precision):
                     logits = group(xb)  # (B, M)
                 loss = group_loss(logits, yb)
+                auxiliary = group.auxiliary_loss()  # e.g. D-MoE's de-correlation term (Eq. 8)
+                if auxiliary is not None:
+                    loss = loss + auxiliary
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip_grad_norm is not None:
