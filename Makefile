@@ -14,7 +14,7 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: run test setup repro clean-outputs
+.PHONY: run test setup repro repro-baselines baselines clean-outputs
 
 setup: $(STAMP)
 
@@ -38,7 +38,20 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The six baseline comparisons (conf/base/parameters_baselines.yml) on DATASET (default: synthetic),
+# after `make run` or `kedro run --pipelines data_processing` has published its splits.
+BASELINES := param_scaling width_scaling model_merging orthogonality training_free efficiency
+baselines: $(STAMP)
+	@set -e; for p in $(BASELINES); do \
+	  echo "== kedro run --pipelines $$p $(if $(DATASET),--params dataset=$(DATASET))"; \
+	  $(BIN)/kedro run --pipelines $$p $(if $(DATASET),--params dataset=$(DATASET)); \
+	done; echo; echo "Tables, reports and plots in data/08_reporting/$(or $(DATASET),synthetic)/<comparison>/"
+
+# The main chain preprocess → train → predict → merge → report; repro-baselines runs every stage.
 repro: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro report
+
+repro-baselines: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 clean-outputs:

@@ -4,13 +4,27 @@
 generated from the ensembles in ``conf/<env>/parameters_tts.yml`` (see ``ttsctr.pipelines.plans``):
 one namespaced train → predict sub-pipeline per group, one merge and one register node per
 ensemble. The default pipeline is data_processing → training → prediction → merging → reporting.
+The baseline comparisons (``param_scaling``, ``width_scaling``, ``model_merging``,
+``orthogonality``, ``training_free``, ``efficiency``) run on their own and read the published splits.
 """
 
 from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from ttsctr.pipelines import data_processing, merging, prediction, reporting, training
+from ttsctr.pipelines import (
+    data_processing,
+    efficiency,
+    merging,
+    model_merging,
+    orthogonality,
+    param_scaling,
+    prediction,
+    reporting,
+    training,
+    training_free,
+    width_scaling,
+)
 from ttsctr.pipelines.plans import load_plans
 
 
@@ -25,4 +39,9 @@ def register_pipelines() -> dict[str, Pipeline]:
     }
     pipelines["tts"] = pipelines["training"] + pipelines["prediction"] + pipelines["merging"] + pipelines["reporting"]
     pipelines["__default__"] = pipelines["data_processing"] + pipelines["tts"]
+    # The baseline comparisons (conf/base/parameters_baselines.yml), each run on its own.
+    for name, module in (("param_scaling", param_scaling), ("width_scaling", width_scaling),
+                         ("model_merging", model_merging), ("orthogonality", orthogonality),
+                         ("training_free", training_free), ("efficiency", efficiency)):
+        pipelines[name] = module.create_pipeline()
     return pipelines

@@ -12,6 +12,8 @@ oldest version of the same identity when two processes race.
 
 from __future__ import annotations
 
+import re
+
 import math
 from contextlib import contextmanager
 from pathlib import Path
@@ -127,7 +129,7 @@ def finite_metrics(values: Mapping[str, Any]) -> dict[str, float]:
     out = {}
     for key, value in values.items():
         if isinstance(value, (bool, int, float)) and value is not None and math.isfinite(float(value)):
-            out[key] = float(value)
+            out[mlflow_key(key)] = float(value)
     return out
 
 
@@ -143,7 +145,12 @@ def log_flat_params(params: Mapping[str, Any], prefix: str = "") -> None:
 
     walk(params, prefix)
     if flat:
-        mlflow.log_params(flat)
+        mlflow.log_params({mlflow_key(k): v for k, v in flat.items()})
+
+
+def mlflow_key(key: str) -> str:
+    """``key`` with the characters MLflow refuses in param and metric names (``*``, ``+``, ...) as ``_``."""
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", key)
 
 
 def _matching_versions(client: Any, name: str, tags: Mapping[str, str]) -> list[Any]:
