@@ -260,6 +260,20 @@ class _WorkerPool:
         self.close(_ERROR_GRACE_SECONDS if exc_type is not None else _STOP_GRACE_SECONDS)
 
 
+def _serve(conn: Any, command: str, handle: Callable[[tuple], Any]) -> None:
+    """A worker's loop: answer every ``command`` message with ``handle(message)`` until ``stop``
+    or until the parent's end of the pipe closes."""
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message[0] == "stop":
+            return
+        if message[0] == command:
+            _worker_reply(conn, lambda: handle(message))
+
+
 def _worker_preamble(threads: int) -> None:
     # Ctrl-C reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -365,15 +379,7 @@ def _training_worker_main(
         conn.send(("error", traceback.format_exc()))
         return
     conn.send(("ok", None))
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
-        if message[0] == "stop":
-            return
-        if message[0] == "go":
-            _worker_reply(conn, lambda: [_time_train(g, train_data, valid_data, config) for g in groups])
+    _serve(conn, "go", lambda _: [_time_train(g, train_data, valid_data, config) for g in groups])
 
 
 def parallel_training_seconds_per_epoch(
@@ -504,16 +510,7 @@ def _inference_worker_main(conn: Any, payloads: list[dict[str, Any]], threads: i
 
     if not _worker_reply(conn, setup):
         return
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
-        if message[0] == "stop":
-            return
-        if message[0] == "logits":
-            x = message[1]
-            _worker_reply(conn, lambda: _member_logits(models, x))
+    _serve(conn, "logits", lambda message: _member_logits(models, message[1]))
 
 
 def _models_list(models: Any) -> list[nn.Module]:

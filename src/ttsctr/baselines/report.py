@@ -24,7 +24,7 @@ from ttsctr.reporting import format_p  # noqa: E402
 __all__ = ["markdown_table", "param_scaling_markdown", "param_scaling_figure", "width_scaling_markdown",
            "width_scaling_figure", "model_merging_markdown", "model_merging_figure", "orthogonality_markdown",
            "orthogonality_figure", "training_free_markdown", "training_free_figure", "efficiency_markdown",
-           "efficiency_figure", "figure_image", "log_comparison"]
+           "efficiency_figure", "figure_image", "log_comparison", "publish"]
 
 
 def _cell(value: Any, fmt: str | Callable[[Any], str] | None) -> str:
@@ -283,6 +283,16 @@ def efficiency_figure(table: pd.DataFrame, dataset: str) -> Image.Image:
 
 
 # ----------------------------------------------------------------------------- tracking
+
+
+def publish(name: str, table: pd.DataFrame, dataset: str, notes: Sequence[str], params: Mapping[str, Any],
+            metrics: Mapping[str, float]) -> tuple[str, Image.Image]:
+    """The comparison's Markdown and figure (``<name>_markdown`` / ``<name>_figure`` of this module),
+    logged with ``metrics`` by :func:`log_comparison`; returns (markdown, image)."""
+    markdown = globals()[f"{name}_markdown"](table, dataset, notes)
+    image = globals()[f"{name}_figure"](table, dataset)
+    log_comparison(name, dataset, table, markdown, image, params, metrics)
+    return markdown, image
 
 
 def log_comparison(name: str, dataset: str, table: pd.DataFrame, markdown: str, image: Image.Image,

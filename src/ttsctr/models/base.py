@@ -34,7 +34,9 @@ class CTRModel(nn.Module):
 
     config_class: type[ModelConfig] = ModelConfig
 
-    def __init__(self, spec: FeatureSpec, config: ModelConfig) -> None:
+    def __init__(self, spec: FeatureSpec, config: ModelConfig, *, own_embedding: bool = True) -> None:
+        """``own_embedding=False``: the subclass sets ``embedding`` itself (Multi-Embed takes its
+        experts' tables rather than allocating one no expert would use)."""
         super().__init__()
         if not isinstance(config, self.config_class):
             raise ConfigError(
@@ -44,7 +46,8 @@ class CTRModel(nn.Module):
         self.config = config
         self.num_fields = spec.num_fields
         self.embedding_dim = config.embedding_dim
-        self.embedding = FeatureEmbedding(spec.num_features, config.embedding_dim, config.embedding_init_std)
+        if own_embedding:
+            self.embedding = FeatureEmbedding(spec.num_features, config.embedding_dim, config.embedding_init_std)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] != self.num_fields:

@@ -219,16 +219,7 @@ class MultiEmbed(CTRModel):
     model_name = "multi_embed"
 
     def __init__(self, spec, config: MultiEmbedConfig) -> None:
-        # CTRModel.__init__ would allocate a table of its own that no expert uses; set the
-        # attributes it sets (keep in sync with it) and take the experts' tables instead.
-        nn.Module.__init__(self)
-        if not isinstance(config, self.config_class):
-            raise ConfigError(
-                f"{type(self).__name__} expects a {self.config_class.__name__}, got {type(config).__name__}"
-            )
-        self.spec = spec
-        self.config = config
-        self.num_fields = spec.num_fields
+        super().__init__(spec, config, own_embedding=False)  # the experts' tables, not one of its own
         names = _expert_names(config, self.model_name)
         shared: dict[str, Any] = {k: getattr(config, k) for k in SHARED_KNOBS if getattr(config, k) is not None}
 

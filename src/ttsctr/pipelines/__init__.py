@@ -27,3 +27,16 @@ def dataset_name(*parts: str) -> str:
     group names never contain ``__`` (checked when plans are made).
     """
     return DATASET_NAME_SEPARATOR.join(parts)
+
+
+def comparison_pipeline(name: str, run: Callable[..., Any], report: Callable[..., Any], run_inputs: list[str]) -> Any:
+    """A baseline comparison: ``run_<name>`` (inputs -> ``<name>__baseline_table``), then
+    ``report_<name>`` (table -> ``<name>__baseline_report`` Markdown and ``<name>__baseline_plot``)."""
+    from kedro.pipeline import node, pipeline
+
+    table = f"{name}__baseline_table"
+    return pipeline([
+        node(run, run_inputs, table, name=f"run_{name}", tags=[name]),
+        node(report, [table, "model_input_summary", f"params:{name}"],
+             [f"{name}__baseline_report", f"{name}__baseline_plot"], name=f"report_{name}", tags=[name]),
+    ])

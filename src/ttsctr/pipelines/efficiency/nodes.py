@@ -36,12 +36,9 @@ def report_efficiency(table: pd.DataFrame, model_input_summary: dict[str, Any],
     dataset = model_input_summary["dataset"]
     notes = [f"Data version {model_input_summary['data_version']}. Measured in one run on this machine; "
              "parallel rows include process round trips (pipes). Compare ratios, not absolute times."]
-    markdown = report.efficiency_markdown(table.drop(columns=["data_version"]), dataset, notes)
-    image = report.efficiency_figure(table, dataset)
     metrics = {}
     for r in table.itertuples():
         key = f"{r.model}.{r.method.split(' (')[0].replace(' ', '_')}"
         metrics[f"{key}.seconds_per_epoch"] = r.seconds_per_epoch
         metrics[f"{key}.latency_p50_ms"] = r.latency_p50_ms
-    report.log_comparison("efficiency", dataset, table, markdown, image, efficiency, metrics)
-    return markdown, image
+    return report.publish("efficiency", table.drop(columns=["data_version"]), dataset, notes, efficiency, metrics)

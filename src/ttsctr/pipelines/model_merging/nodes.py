@@ -34,8 +34,5 @@ def report_model_merging(table: pd.DataFrame, model_input_summary: dict[str, Any
              "averaging (the paper's K×-Model); weights_aligned: after weight matching of MLP hidden units; "
              "*_shared_init: members sharing member 0's initialisation, differing in data order. One set of K "
              "members per row (one draw)."]
-    markdown = report.model_merging_markdown(table, dataset, notes)
-    image = report.model_merging_figure(table, dataset)
     metrics = {f"{r.model}.{r.method}_{r.members}.test_auc": r.test_auc for r in table.itertuples()}
-    report.log_comparison("model_merging", dataset, table, markdown, image, model_merging, metrics)
-    return markdown, image
+    return report.publish("model_merging", table, dataset, notes, model_merging, metrics)

@@ -56,8 +56,5 @@ def report_orthogonality(table: pd.DataFrame, model_input_summary: dict[str, Any
     notes = [f"Data version {model_input_summary['data_version']}. Per parameter scale the best dimension by "
              "validation AUC; gains in units of 1e-4; p: two-sided DeLong test of the merged K against the single "
              "model. One trained configuration and one set of K members per cell."]
-    markdown = report.orthogonality_markdown(table, dataset, notes)
-    image = report.orthogonality_figure(table, dataset)
     metrics = {f"{r.model}.param_{r.param_scale:g}x.auc_gain": r.auc_gain for r in table.itertuples()}
-    report.log_comparison("orthogonality", dataset, table, markdown, image, orthogonality, metrics)
-    return markdown, image
+    return report.publish("orthogonality", table, dataset, notes, orthogonality, metrics)

@@ -95,11 +95,8 @@ def report_param_scaling(table: pd.DataFrame, model_input_summary: dict[str, Any
              "(parameter scaling: the best trial of its study by validation AUC) or one set of K members (TTS); "
              "p: two-sided DeLong test of TTS against the best parameter-scaled configuration of the same scale. "
              "Tuning seconds of TTS are those of the 1× study (tuned once)."]
-    markdown = report.param_scaling_markdown(table, dataset, notes)
-    image = report.param_scaling_figure(table, dataset)
     tts = table[table["method"] == "tts"]
     metrics = {f"{r.model}.tts_{r.scale:g}x.test_auc": r.test_auc for r in tts.itertuples()}
     best = table[table["best_of_scale"]]
     metrics.update({f"{r.model}.param_{r.scale:g}x.test_auc": r.test_auc for r in best.itertuples()})
-    report.log_comparison("param_scaling", dataset, table, markdown, image, param_scaling, metrics)
-    return markdown, image
+    return report.publish("param_scaling", table, dataset, notes, param_scaling, metrics)

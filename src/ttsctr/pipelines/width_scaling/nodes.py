@@ -43,9 +43,6 @@ def report_width_scaling(table: pd.DataFrame, model_input_summary: dict[str, Any
     notes = [f"Data version {model_input_summary['data_version']}. Means over {seeds} draw(s) (seeds). PM vs: the "
              "better of ME and D-MoE by validation AUC; p (* < 0.05): two-sided DeLong test on the test rows for one "
              "draw, a paired t-test over draws for several (the paper's test)."]
-    markdown = report.width_scaling_markdown(table, dataset, notes)
-    image = report.width_scaling_figure(table, dataset)
     means = table.groupby(["configuration", "method"])["test_auc"].mean()
-    metrics = {f"{c}.{m}.test_auc".replace("*", "x").replace("+", "_"): v for (c, m), v in means.items()}
-    report.log_comparison("width_scaling", dataset, table, markdown, image, width_scaling, metrics)
-    return markdown, image
+    metrics = {f"{c}.{m}.test_auc": v for (c, m), v in means.items()}
+    return report.publish("width_scaling", table, dataset, notes, width_scaling, metrics)
