@@ -61,12 +61,13 @@ def test_a_trial_left_running_by_a_dead_process_is_marked_failed(tmp_path):
     assert states == [TrialState.COMPLETE, TrialState.FAIL]
 
 
-def test_pruning_stops_a_planted_bad_configuration_in_real_training(splits, tmp_path):
+@pytest.mark.parametrize("warmup", [0, 1])
+def test_pruning_stops_a_planted_bad_configuration_in_real_training(splits, tmp_path, warmup):
     """Two good trials, then a learning rate too small to learn anything: the median pruner
-    stops it after its first epoch, while the good ones train to the end."""
+    stops it after its first epoch past the warm-up, while the good ones train to the end."""
     storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
     space = search_space({"learning_rate": {"type": "float", "low": 1e-7, "high": 1e-2, "log": True}})
-    settings = StudySettings(n_trials=3, startup_trials=2, pruner="median", warmup_epochs=0)
+    settings = StudySettings(n_trials=3, startup_trials=2, pruner="median", warmup_epochs=warmup)
     training = {"max_epochs": 3, "patience": 3, "num_threads": 1, "batch_size": 256, "min_steps_per_epoch": None,
                 "progress": False, "lr_decay_factor": None}
     epochs_run = {}
@@ -83,7 +84,7 @@ def test_pruning_stops_a_planted_bad_configuration_in_real_training(splits, tmp_
                         enqueue=[{"learning_rate": 3e-3}, {"learning_rate": 5e-3}, {"learning_rate": 1e-7}])
     states = [t.state for t in optuna.load_study(study_name="prune", storage=storage).trials]
     assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
-    assert epochs_run == {0: [1, 2, 3], 1: [1, 2, 3], 2: [1]}
+    assert epochs_run == {0: [1, 2, 3], 1: [1, 2, 3], 2: list(range(1, warmup + 2))}
     assert outcome.pruned == 1 and outcome.best_params["learning_rate"] in (3e-3, 5e-3)
 
 

@@ -68,7 +68,9 @@ def train_and_score(name, planted) -> float:
         return float(roc_auc_score(y_test.numpy(), model(x_test).numpy()))
 
 
-@pytest.mark.parametrize("name", [name for name in available_models() if name != "lr"])
+# The width-scaling models (multi_embed, dmoe) are backbones composed: they beat LR in
+# tests/training/test_training_backbones.py through the real trainer.
+@pytest.mark.parametrize("name", [name for name in available_models() if name not in ("lr", "multi_embed", "dmoe")])
 def test_backbone_beats_logistic_regression_on_pairwise_signal(name, planted, record_property):
     baseline_auc = planted[-1]
     auc = train_and_score(name, planted)

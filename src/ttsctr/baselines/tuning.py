@@ -140,7 +140,9 @@ class StudySettings:
 
     def make_pruner(self, max_epochs: int) -> optuna.pruners.BasePruner:
         if self.pruner == "median":
-            return optuna.pruners.MedianPruner(n_startup_trials=self.startup_trials, n_warmup_steps=self.warmup_epochs)
+            # epochs are reported as steps 1, 2, ...; Optuna may prune at any step >= n_warmup_steps
+            return optuna.pruners.MedianPruner(n_startup_trials=self.startup_trials,
+                                               n_warmup_steps=self.warmup_epochs + 1)
         if self.pruner == "hyperband":
             return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, max_epochs))
         return optuna.pruners.NopPruner()
