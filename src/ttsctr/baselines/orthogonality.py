@@ -47,7 +47,8 @@ def orthogonality_table(splits: Splits, tuned: Sequence[TunedConfig], training: 
         single = t.best.test_probability
         merged = merged_probability(np.concatenate([g.test_logits for g in members], axis=1))
         base, tts = scores(labels, single), scores(labels, merged)
-        rows.append({"dataset": dataset, "model": model, "param_scale": scale, "dimension": t.scaled.dimension,
+        rows.append({"dataset": dataset, "model": model, "param_scale": scale,
+                     "dimension": "base" if scale == 1 else t.scaled.dimension,
                      "tts_members": tts_members, "base_auc": base["auc"], "base_logloss": base["logloss"],
                      "tts_auc": tts["auc"], "tts_logloss": tts["logloss"], "auc_gain": tts["auc"] - base["auc"],
                      "logloss_gain": tts["logloss"] - base["logloss"],
