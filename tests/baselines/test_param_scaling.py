@@ -62,3 +62,14 @@ def test_both_grows_depth_and_width_in_balance():
     depth = c.overrides["cross_layers"] / 2
     width = c.overrides["hidden_units"][0] / 128
     assert depth > 1 and width >= 1 and abs(c.flops_multiple / 4 - 1) <= 0.15
+
+
+def test_a_tuned_name_must_act_on_every_model_and_not_undo_a_scaled_dimension():
+    from ttsctr.baselines.scaling_study import check_search_space
+
+    plan = scaling_plan({"dcnv2": ["depth"], "wukong": ["layers"]}, [1, 2], SPEC)
+    check_search_space({"learning_rate": None, "dropout": None}, plan)
+    with pytest.raises(ConfigError, match=r"search_space.num_layers: not a training setting .* nor a config key of dcnv2"):
+        check_search_space({"num_layers": None}, plan)
+    with pytest.raises(ConfigError, match=r"search_space.cross_layers: tuning it would change what dcnv2's 'depth'"):
+        check_search_space({"cross_layers": None}, plan[:2])

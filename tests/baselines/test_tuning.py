@@ -125,3 +125,46 @@ def test_bad_study_settings_are_errors_naming_the_parameter(tmp_path):
     model, training = split_hyperparameters({"dropout": 0.1, "batch_size": 512, "learning_rate": 1e-3}, "dcnv2", "small")
     assert model == {"dropout": 0.1}
     assert training == {"batch_size": 512, "learning_rate": 1e-3, "min_steps_per_epoch": None}
+
+
+def test_a_study_run_with_other_training_settings_is_refused(tmp_path):
+    """Changing the epoch cap (or the scaled configuration) must not mix trials of two settings."""
+    from ttsctr.baselines.param_scaling import ScaledConfig
+    from ttsctr.baselines.scaling_study import trial_settings
+
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    space = search_space(SPACE)
+    scaled = ScaledConfig("dcnv2", "small", "width", 2.0, {"hidden_units": (256, 128)}, 2.0, 1.0, 1, 1)
+    before = trial_settings(scaled, {"max_epochs": 12})
+    settings = StudySettings(n_trials=1, startup_trials=1)
+    run_study("s", lambda t, r: (suggest(t, space)["learning_rate"], {}), space, storage, settings, max_epochs=12,
+              trial_settings=before)
+    after = trial_settings(scaled, {"max_epochs": 50})
+    assert after != before and trial_settings(scaled, {"max_epochs": 12}) == before
+    with pytest.raises(ConfigError, match=r"study 's' was run with other training settings or configuration"):
+        check_studies(storage, {"s": after}, space)
+    with pytest.raises(ConfigError, match=r"study 's' was run with other training settings or configuration"):
+        run_study("s", lambda t, r: (0.5, {}), space, storage, StudySettings(n_trials=2, startup_trials=1),
+                  max_epochs=50, trial_settings=after)
+    assert len(optuna.load_study(study_name="s", storage=storage).trials) == 1  # nothing ran
+
+
+def test_unknown_or_bad_baseline_settings_name_the_parameter():
+    from ttsctr.baselines.fitting import baseline_training
+    from ttsctr.baselines.settings import check_keys, whole_numbers
+
+    with pytest.raises(ConfigError, match=r"width_scaling: unknown keys \['seed'\]"):
+        check_keys({"seed": [0]}, ("configurations", "experts", "seeds"), "width_scaling")
+    with pytest.raises(ConfigError, match=r"param_scaling.scales must be a non-empty list of whole numbers >= 1"):
+        whole_numbers([1, 2.5], "param_scaling.scales")
+    assert whole_numbers([1, 2.0, 4], "param_scaling.scales") == [1, 2, 4]
+    with pytest.raises(ConfigError, match=r"param_scaling.study: unknown keys \['trials'\]"):
+        StudySettings.from_dict({"trials": 3})
+    with pytest.raises(ConfigError, match=r"param_scaling.study.warmup_epochs must be an integer >= 0"):
+        StudySettings.from_dict({"warmup_epochs": -1})
+    with pytest.raises(ConfigError, match=r"search_space.lr: unknown keys \['step'\] for a float distribution"):
+        search_space({"lr": {"type": "float", "low": 0.1, "high": 1.0, "step": 0.1}})
+    with pytest.raises(ConfigError, match=r"baselines: unknown keys \['epochs'\]"):
+        baseline_training({}, {"epochs": 3})
+    with pytest.raises(ConfigError, match=r"training parameters: unknown keys \['max_epoch'\]"):
+        baseline_training({}, {"training": {"max_epoch": 3}})
