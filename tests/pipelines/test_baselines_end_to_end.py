@@ -105,6 +105,8 @@ def test_width_merging_orthogonality_and_training_free_tables(project):
     assert (diagonal["correlation"] == 1).all() and (diagonal["auc_gain"] == 0).all()
     eff = pd.read_csv(_out(project, "efficiency") / "table.csv")
     assert len(eff) == 3 and (eff["seconds_per_epoch"] > 0).all() and (eff["latency_p50_ms"] > 0).all()
+    assert eff.loc[0, "latency_ratio_vs_param"] == 1.0
+    assert eff["latency_ratio_vs_param"].tolist() == pytest.approx((eff["latency_p50_ms"] / eff.loc[0, "latency_p50_ms"]).tolist())
 
 
 def test_each_comparison_is_an_mlflow_run_with_its_artefacts_and_trials_are_nested_runs(project):

@@ -11,7 +11,8 @@ the preset. Measured in the same run, on the same machine:
   the big model; the K members one after another in one process; the K members spread over
   ``processes`` persistent worker processes (the round trip through pipes included).
 
-Timing does not depend on the weights, so freshly initialised models are timed; thread counts
+Each row also gives its time and p50 latency as ratios to the parameter-scaled model of the
+same run (``train_ratio_vs_param``, ``latency_ratio_vs_param``). Timing does not depend on the weights, so freshly initialised models are timed; thread counts
 are in :mod:`ttsctr.baselines.efficiency`. On a CPU with few cores the parallel rows show the
 cost of processes, not the parallel serving the paper measures on a GPU; the ratios are what
 transfer.
@@ -71,4 +72,9 @@ def efficiency_table(splits: Splits, models: Sequence[str], dimensions: Mapping[
                          "latency_p90_ms": latency["p90_ms"], "latency_mean_ms": latency["mean_ms"],
                          "batch_size": int(x_batch.shape[0]), "repeats": repeats, "epochs": epochs,
                          "threads_per_process": latency["threads_per_process"]})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    # ratios against the parameter-scaled model measured in the same run (> 1: TTS is slower)
+    reference = table.groupby("model", sort=False)[["seconds_per_epoch", "latency_p50_ms"]].transform("first")
+    table["train_ratio_vs_param"] = table["seconds_per_epoch"] / reference["seconds_per_epoch"]
+    table["latency_ratio_vs_param"] = table["latency_p50_ms"] / reference["latency_p50_ms"]
+    return table

@@ -264,7 +264,8 @@ def efficiency_markdown(table: pd.DataFrame, dataset: str, notes: Sequence[str] 
     out = [_header("Efficiency: parameter scaling vs test-time scaling (Fig. 4b–c)", dataset, notes)]
     out.append(markdown_table(table, [c for c in table.columns if c != "dataset"],
                               {"seconds_per_epoch": ".2f", "latency_p50_ms": ".2f", "latency_p90_ms": ".2f",
-                               "latency_mean_ms": ".2f", "flops_multiple": ".2f"}))
+                               "latency_mean_ms": ".2f", "flops_multiple": ".2f", "train_ratio_vs_param": ".2f",
+                               "latency_ratio_vs_param": ".2f"}))
     return "\n".join(out)
 
 
