@@ -19,39 +19,24 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ttsctr.data.io import atomic_file, atomic_write_json, load_split
+from ttsctr.data.io import Splits, atomic_file, atomic_write_json, load_splits
+from ttsctr.baselines.settings import check_keys
 from ttsctr.errors import ConfigError
-from ttsctr.data.version import require_data_version
 from ttsctr.experiment import config_hash
-from ttsctr.features import FeatureSpec
 from ttsctr.flops import model_cost
+from ttsctr.merging.rules import sigmoid
 from ttsctr.metrics import log_loss, roc_auc
 from ttsctr.training import GroupModel, MemberSpec, TrainConfig, build_group, load_group, predict_logits, save_group, train
 from ttsctr.training.group import merged_probability
 
-__all__ = ["Splits", "load_splits", "FittedGroup", "fit_group", "scores", "baseline_training", "fits_root"]
+__all__ = ["Splits", "load_splits", "FittedGroup", "fit_group", "scores", "merged_test_probability",
+           "baseline_training", "fits_root"]
 
 
-@dataclass(frozen=True)
-class Splits:
-    """The three published splits of one data version, as (x, y) numpy arrays."""
-
-    spec: FeatureSpec
-    train: tuple[np.ndarray, np.ndarray]
-    validation: tuple[np.ndarray, np.ndarray]
-    test: tuple[np.ndarray, np.ndarray]
-    data_version: str
-    model_input: Path
-
-
-def load_splits(model_input: str | Path, data_version: str, *, what: str) -> Splits:
-    """Read the splits, checking the published data version before and after (see ttsctr.data.version)."""
-    model_input = Path(model_input)
-    require_data_version(model_input, data_version, what=what)
-    spec = FeatureSpec.load(model_input / "feature_map.json")
-    parts = {name: load_split(model_input, name) for name in ("train", "validation", "test")}
-    require_data_version(model_input, data_version, what=what)
-    return Splits(spec, *((p.x, p.y) for p in parts.values()), data_version=data_version, model_input=model_input)
+def merged_test_probability(groups: Sequence["FittedGroup"], split: str = "test") -> np.ndarray:
+    """Prediction merging (Eq. 10) of every member of ``groups`` on ``split`` (test or validation)."""
+    attr = "test_logits" if split == "test" else "valid_logits"
+    return merged_probability(np.concatenate([getattr(g, attr) for g in groups], axis=1))
 
 
 def scores(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
@@ -137,8 +122,7 @@ def fit_group(
         "valid_logloss": fit.best_valid_logloss,
         "test_auc": test["auc"],
         "test_logloss": test["logloss"],
-        "member_test_auc": [roc_auc(splits.test[1], 1 / (1 + np.exp(-test_logits[:, i].astype(np.float64))))
-                            for i in range(test_logits.shape[1])],
+        "member_test_auc": [roc_auc(splits.test[1], sigmoid(test_logits[:, i].astype(np.float64))) for i in range(test_logits.shape[1])],
         "train_seconds": fit.train_seconds,
         "seconds_per_epoch": fit.train_seconds / max(1, fit.epochs_completed),
         "wall_seconds": time.perf_counter() - started,
@@ -155,9 +139,7 @@ def fit_group(
 def baseline_training(tts_training: Mapping[str, Any], baselines: Mapping[str, Any]) -> dict[str, Any]:
     """The training settings of the baseline studies: ``tts.training`` with ``baselines.training``
     on top (e.g. a lower epoch cap for a CPU run), progress bars off."""
-    unknown = sorted(set(baselines) - {"preset", "models", "training"})
-    if unknown:
-        raise ConfigError(f"baselines: unknown keys {unknown}; known keys: ['models', 'preset', 'training']")
+    check_keys(baselines, ("preset", "models", "training"), "baselines")
     overrides = baselines.get("training") or {}
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"baselines.training must be a mapping of training settings, got {overrides!r}")

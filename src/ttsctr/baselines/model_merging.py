@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ttsctr.baselines.fitting import FittedGroup, Splits, fit_group, scores
+from ttsctr.baselines.fitting import FittedGroup, Splits, fit_group, merged_test_probability, scores
 from ttsctr.baselines.weight_merging import merge_weights
 from ttsctr.baselines.settings import name_list, whole_numbers
 from ttsctr.errors import ConfigError
@@ -70,10 +70,9 @@ def model_merging_table(splits: Splits, models: Sequence[str], counts: Sequence[
         rows.append(row("backbone", 1, independent[0].test_probability))
         for k in counts:
             ind, shared = independent[:k], shared_init[:k]
-            rows.append(row("pred", k, merged_probability(np.concatenate([g.test_logits for g in ind], axis=1))))
+            rows.append(row("pred", k, merged_test_probability(ind)))
             rows.append(row("weights", k, _merged_model_probability(ind, splits, False, batch_size)))
             rows.append(row("weights_aligned", k, _merged_model_probability(ind, splits, True, batch_size)))
-            rows.append(row("pred_shared_init", k,
-                            merged_probability(np.concatenate([g.test_logits for g in shared], axis=1))))
+            rows.append(row("pred_shared_init", k, merged_test_probability(shared)))
             rows.append(row("weights_shared_init", k, _merged_model_probability(shared, splits, False, batch_size)))
     return pd.DataFrame(rows)

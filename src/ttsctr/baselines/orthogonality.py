@@ -12,15 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
-from ttsctr.baselines.fitting import Splits, fit_group, scores
-from ttsctr.baselines.scaling_study import TunedConfig, split_hyperparameters
+from ttsctr.baselines.fitting import Splits, fit_group, merged_test_probability, scores
+from ttsctr.baselines.scaling_study import TunedConfig, tuned_member
 from ttsctr.errors import ConfigError
 from ttsctr.merging.significance import delong_test
-from ttsctr.training import MemberSpec
-from ttsctr.training.group import merged_probability
 
 __all__ = ["orthogonality_table"]
 
@@ -37,15 +34,12 @@ def orthogonality_table(splits: Splits, tuned: Sequence[TunedConfig], training: 
             best[key] = t
     rows = []
     for (model, scale), t in sorted(best.items()):
-        model_part, training_part = split_hyperparameters(t.study.best_params, model, t.scaled.preset)
-        settings = {**training, **training_part, "progress": False}
         # member 0 is the tuned trial itself; seeds 1.. are trained here with its hyperparameters
-        members = [t.best] + [fit_group(splits, [MemberSpec(model, seed, t.scaled.preset,
-                                                            {**t.scaled.overrides, **model_part})], settings, root,
-                                                reuse_from=reuse_from)
-                              for seed in range(1, tts_members)]
+        members = [t.best] + [fit_group(splits, [member], settings, root, reuse_from=reuse_from)
+                              for member, settings in (tuned_member(t.scaled, t.study.best_params, seed, training)
+                                                       for seed in range(1, tts_members))]
         single = t.best.test_probability
-        merged = merged_probability(np.concatenate([g.test_logits for g in members], axis=1))
+        merged = merged_test_probability(members)
         base, tts = scores(labels, single), scores(labels, merged)
         rows.append({"dataset": dataset, "model": model, "param_scale": scale,
                      "dimension": "base" if scale == 1 else t.scaled.dimension,

@@ -163,23 +163,30 @@ def model_merging_markdown(table: pd.DataFrame, dataset: str, notes: Sequence[st
     return _header("Model (weight) merging vs prediction merging (Table 6)", dataset, notes) + "\n".join(lines) + "\n"
 
 
-def model_merging_figure(table: pd.DataFrame, dataset: str) -> Image.Image:
+def _model_panels(table: pd.DataFrame, dataset: str, xlabel: str, draw: Callable[[Any, pd.DataFrame], None]) -> Image.Image:
+    """One panel per model (log2 x axis, test AUC): ``draw(axes, rows of that model)`` plots into it."""
     models = list(dict.fromkeys(table["model"]))
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.6), squeeze=False)
-    for j, model in enumerate(models):
-        d = table[(table["model"] == model) & (table["method"] != "backbone")]
-        for method, m in d.groupby("method", sort=False):
-            axes[0, j].plot(m["members"], m["test_auc"], marker="o", label=method)
-        base = table[(table["model"] == model) & (table["method"] == "backbone")]["test_auc"]
-        if len(base):
-            axes[0, j].axhline(float(base.iloc[0]), color="grey", ls="--", lw=1, label="backbone")
-        axes[0, j].set_xscale("log", base=2)
-        axes[0, j].set_title(f"{model} ({dataset})")
-        axes[0, j].set_xlabel("members K")
-        axes[0, j].set_ylabel("test AUC")
-        axes[0, j].legend(fontsize=7)
+    for ax, model in zip(axes[0], models):
+        draw(ax, table[table["model"] == model])
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"{model} ({dataset})")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test AUC")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return figure_image(fig)
+
+
+def model_merging_figure(table: pd.DataFrame, dataset: str) -> Image.Image:
+    def draw(ax: Any, d: pd.DataFrame) -> None:
+        for method, m in d[d["method"] != "backbone"].groupby("method", sort=False):
+            ax.plot(m["members"], m["test_auc"], marker="o", label=method)
+        base = d[d["method"] == "backbone"]["test_auc"]
+        if len(base):
+            ax.axhline(float(base.iloc[0]), color="grey", ls="--", lw=1, label="backbone")
+
+    return _model_panels(table, dataset, "members K", draw)
 
 
 # ----------------------------------------------------------------------------- orthogonality
@@ -203,19 +210,12 @@ def orthogonality_markdown(table: pd.DataFrame, dataset: str, notes: Sequence[st
 
 
 def orthogonality_figure(table: pd.DataFrame, dataset: str) -> Image.Image:
-    models = list(dict.fromkeys(table["model"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.6), squeeze=False)
-    for j, model in enumerate(models):
-        d = table[table["model"] == model].sort_values("param_scale")
-        axes[0, j].plot(d["param_scale"], d["base_auc"], marker="s", label="Base")
-        axes[0, j].plot(d["param_scale"], d["tts_auc"], marker="o", label=f"Test-time {int(d['tts_members'].iloc[0])}×")
-        axes[0, j].set_xscale("log", base=2)
-        axes[0, j].set_xlabel("parameter scale")
-        axes[0, j].set_ylabel("test AUC")
-        axes[0, j].set_title(f"{model} ({dataset})")
-        axes[0, j].legend(fontsize=7)
-    fig.tight_layout()
-    return figure_image(fig)
+    def draw(ax: Any, d: pd.DataFrame) -> None:
+        d = d.sort_values("param_scale")
+        ax.plot(d["param_scale"], d["base_auc"], marker="s", label="Base")
+        ax.plot(d["param_scale"], d["tts_auc"], marker="o", label=f"Test-time {int(d['tts_members'].iloc[0])}×")
+
+    return _model_panels(table, dataset, "parameter scale", draw)
 
 
 # ----------------------------------------------------------------------------- training-free

@@ -23,15 +23,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ttsctr.baselines.fitting import FittedGroup, Splits, fit_group, scores
+from ttsctr.baselines.fitting import FittedGroup, Splits, fit_group, merged_test_probability, scores
 from ttsctr.baselines.param_scaling import ScaledConfig
-from ttsctr.baselines.tuning import StudyOutcome, StudySettings, run_study, suggest
+from ttsctr.baselines.tuning import StudyOutcome, StudySettings, check_studies, run_study, suggest
 from ttsctr.errors import ConfigError
 from ttsctr.experiment import config_hash
 from ttsctr.merging.significance import delong_test
 from ttsctr.models import model_config
 from ttsctr.training import MemberSpec, TrainConfig
-from ttsctr.training.group import merged_probability
 
 __all__ = ["TRAINING_HYPERPARAMETERS", "split_hyperparameters", "study_name", "TunedConfig", "tune_config",
            "tts_members", "comparison_table", "tune_plan", "check_studies", "scaled_from_dict", "trial_settings",
@@ -86,6 +85,14 @@ def check_search_space(space: Mapping[str, Any], plan: Sequence[ScaledConfig],
                               f"{scaled.dimension!r} dimension scales (its FLOPs multiple); remove it from the space")
 
 
+def tuned_member(scaled: ScaledConfig, params: Mapping[str, Any], seed: int,
+                 training: Mapping[str, Any]) -> tuple[MemberSpec, dict[str, Any]]:
+    """Member ``seed`` of ``scaled`` with the hyperparameters ``params``, and its training settings."""
+    model_part, training_part = split_hyperparameters(params, scaled.model, scaled.preset)
+    member = MemberSpec(scaled.model, seed, scaled.preset, {**scaled.overrides, **model_part})
+    return member, {**training, **training_part, "progress": False}
+
+
 @dataclass
 class TunedConfig:
     scaled: ScaledConfig
@@ -101,13 +108,8 @@ def tune_config(splits: Splits, scaled: ScaledConfig, training: Mapping[str, Any
     root = Path(root)
     max_epochs = TrainConfig.from_dict(dict(training)).max_epochs
 
-    def member_and_training(params: Mapping[str, Any]) -> tuple[MemberSpec, dict[str, Any]]:
-        model_part, training_part = split_hyperparameters(params, scaled.model, scaled.preset)
-        member = MemberSpec(scaled.model, seed, scaled.preset, {**scaled.overrides, **model_part})
-        return member, {**training, **training_part, "progress": False}
-
     def objective(trial: Any, report: Any) -> tuple[float, dict[str, Any]]:
-        member, trial_training = member_and_training(suggest(trial, space))
+        member, trial_training = tuned_member(scaled, suggest(trial, space), seed, training)
         fitted = fit_group(splits, [member], trial_training, root,
                            on_epoch_end=lambda record: report(record["valid_auc"], record["epoch"]))
         r = fitted.result
@@ -117,7 +119,7 @@ def tune_config(splits: Splits, scaled: ScaledConfig, training: Mapping[str, Any
 
     outcome = run_study(name, objective, space, storage, settings, max_epochs=max_epochs,
                         mlflow_tracking=mlflow_tracking, trial_settings=trial_settings(scaled, training, seed))
-    member, best_training = member_and_training(outcome.best_params)
+    member, best_training = tuned_member(scaled, outcome.best_params, seed, training)
     best = fit_group(splits, [member], best_training, root)  # stored by the best trial: read back
     return TunedConfig(scaled, outcome, best)
 
@@ -126,11 +128,9 @@ def tts_members(splits: Splits, base: TunedConfig, training: Mapping[str, Any], 
                 root: str | Path) -> list[FittedGroup]:
     """``k_max`` independently trained members of the base configuration with its tuned
     hyperparameters; member 0 is the tuned trial itself (reused, not retrained)."""
-    model_part, training_part = split_hyperparameters(base.study.best_params, base.scaled.model, base.scaled.preset)
-    settings = {**training, **training_part, "progress": False}
-    return [fit_group(splits, [MemberSpec(base.scaled.model, seed, base.scaled.preset,
-                                          {**base.scaled.overrides, **model_part})], settings, root)
-            for seed in range(k_max)]
+    return [fit_group(splits, [member], settings, root)
+            for member, settings in (tuned_member(base.scaled, base.study.best_params, seed, training)
+                                     for seed in range(k_max))]
 
 
 def comparison_table(dataset: str, tuned: Sequence[TunedConfig], members: Mapping[str, list[FittedGroup]],
@@ -172,18 +172,16 @@ def comparison_table(dataset: str, tuned: Sequence[TunedConfig], members: Mappin
             group = members[model][:k]
             if len(group) < k:
                 continue
-            logits = np.concatenate([g.test_logits for g in group], axis=1)
-            valid_logits = np.concatenate([g.valid_logits for g in group], axis=1)
-            tts = scores(labels, merged_probability(logits))
-            param_probs = best_param.best.test_probability
-            p = delong_test(labels, merged_probability(logits), param_probs).p_value if k > 1 else np.nan
+            merged = merged_test_probability(group)
+            tts = scores(labels, merged)
+            p = delong_test(labels, merged, best_param.best.test_probability).p_value if k > 1 else np.nan
             rows.append({
                 "dataset": dataset, "model": model, "method": "tts", "scale": scale,
                 "flops_multiple": k * base.scaled.flops_per_row / base.scaled.base_flops_per_row,
                 "flops_per_row": k * base.scaled.flops_per_row,
                 "dense_params": sum(g.result["dense_params"] for g in group),
                 "test_auc": tts["auc"], "test_logloss": tts["logloss"],
-                "valid_auc": scores(valid_labels, merged_probability(valid_logits))["auc"],
+                "valid_auc": scores(valid_labels, merged_test_probability(group, "validation"))["auc"],
                 "best_of_scale": False, "trials": base.study.trials, "completed": base.study.completed,
                 "pruned": base.study.pruned, "tuning_seconds": base.study.wall_seconds,
                 "trials_until_best": base.study.trials_until_best,
@@ -201,36 +199,6 @@ def tune_plan(splits: Splits, plan: Sequence[ScaledConfig], training: Mapping[st
     ordered = sorted(plan, key=lambda s: (s.model, s.target != 1))
     return [tune_config(splits, s, training, space, storage, settings, root, dataset=dataset,
                         mlflow_tracking=mlflow_tracking) for s in ordered]
-
-
-def check_studies(storage: Any, names: Sequence[str] | Mapping[str, str], space: Mapping[str, Any],
-                  where: str = "param_scaling.study.search_space") -> None:
-    """Refuse, before anything trains, a stored study of these names run with another search space
-    or (``names`` mapping study -> :func:`trial_settings`) other training settings."""
-    import optuna
-
-    from ttsctr.baselines.tuning import SETTINGS_ATTR, SPACE_ATTR, _space_json
-
-    wanted = _space_json(space)
-    stored_names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    for name in names:
-        if name not in stored_names:
-            continue
-        attrs = optuna.load_study(study_name=name, storage=storage).user_attrs
-        settings = names.get(name) if isinstance(names, Mapping) else None
-        if settings is not None and attrs.get(SETTINGS_ATTR) not in (None, settings):
-            raise ConfigError(
-                f"param_scaling.study: study {name!r} was run with other training settings or configuration "
-                f"({attrs.get(SETTINGS_ATTR)} vs now {settings}); its trials would mix two settings: restore "
-                "them, or use another storage (param_scaling.study.storage)"
-            )
-        stored = attrs.get(SPACE_ATTR)
-        if stored is not None and stored != wanted:
-            diff = next(n for n in sorted(set(stored) | set(wanted)) if stored.get(n) != wanted.get(n))
-            raise ConfigError(
-                f"{where}.{diff}: study {name!r} was run with {stored.get(diff) or 'no such parameter'}, "
-                f"configured now {wanted.get(diff) or 'absent'}; restore it or use another storage"
-            )
 
 
 def scaled_from_dict(d: Mapping[str, Any]) -> ScaledConfig:

@@ -28,11 +28,10 @@ replaces the base one instead of merging into it; a mapping name -> entry is acc
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
@@ -43,7 +42,7 @@ import mlflow
 from ttsctr import tracking
 from ttsctr.errors import ConfigError
 
-__all__ = ["StudySettings", "StudyOutcome", "search_space", "open_storage", "run_study"]
+__all__ = ["StudySettings", "StudyOutcome", "search_space", "open_storage", "run_study", "check_studies", "suggest"]
 
 log = logging.getLogger(__name__)
 SPACE_ATTR = "ttsctr.search_space"
@@ -174,21 +173,42 @@ class StudyOutcome:
         return dict(self.__dict__)
 
 
+def _refuse_mismatch(name: str, stored: Any, wanted: Any, where: str, what: str) -> None:
+    """A ConfigError when study ``name`` stored ``stored`` but ``wanted`` is configured (None: nothing stored)."""
+    if stored is None or stored == wanted:
+        return
+    if isinstance(stored, dict) and isinstance(wanted, dict):
+        diff = next(n for n in sorted(set(stored) | set(wanted)) if stored.get(n) != wanted.get(n))
+        raise ConfigError(
+            f"{where}.{diff}: study {name!r} was run with {stored.get(diff) or 'no such parameter'}, "
+            f"configured now {wanted.get(diff) or 'absent'}; restore it or use another storage/study"
+        )
+    raise ConfigError(
+        f"{where}: study {name!r} was run with other {what} ({stored} vs now {wanted}); "
+        "its trials would mix two settings: restore them, or use another storage (param_scaling.study.storage)"
+    )
+
+
 def _check_attr(study: optuna.Study, attr: str, wanted: Any, where: str, what: str) -> None:
     stored = study.user_attrs.get(attr)
     if stored is None:
         study.set_user_attr(attr, wanted)
-    elif stored != wanted:
-        if isinstance(stored, dict) and isinstance(wanted, dict):
-            diff = next(n for n in sorted(set(stored) | set(wanted)) if stored.get(n) != wanted.get(n))
-            raise ConfigError(
-                f"{where}.{diff}: study {study.study_name!r} was run with {stored.get(diff) or 'no such parameter'}, "
-                f"configured now {wanted.get(diff) or 'absent'}; restore it or use another storage/study"
-            )
-        raise ConfigError(
-            f"{where}: study {study.study_name!r} was run with other {what} ({stored} vs now {wanted}); "
-            "its trials would mix two settings: restore them, or use another storage (param_scaling.study.storage)"
-        )
+    _refuse_mismatch(study.study_name, stored, wanted, where, what)
+
+
+def check_studies(storage: optuna.storages.BaseStorage, names: Sequence[str] | Mapping[str, str | None],
+                  space: Mapping[str, BaseDistribution], where: str = "param_scaling.study") -> None:
+    """Refuse, before anything trains, a stored study of these names run with another search space
+    or (``names`` mapping study -> trial-settings hash) other training settings; writes nothing."""
+    wanted = {name: None for name in names} if not isinstance(names, Mapping) else names
+    stored = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    for name, settings in wanted.items():
+        if name not in stored:
+            continue
+        attrs = optuna.load_study(study_name=name, storage=storage).user_attrs
+        if settings is not None:
+            _refuse_mismatch(name, attrs.get(SETTINGS_ATTR), settings, where, "training settings or configuration")
+        _refuse_mismatch(name, attrs.get(SPACE_ATTR), _space_json(space), f"{where}.search_space", "search space")
 
 
 def _load_or_create(storage: optuna.storages.RDBStorage, name: str, space: Mapping[str, BaseDistribution],
@@ -311,8 +331,4 @@ def outcome(study: optuna.Study) -> StudyOutcome:
         best_params=dict(best.params),
         best_user_attrs={k: v for k, v in best.user_attrs.items()},
     )
-
-
-def params_json(params: Mapping[str, Any]) -> str:
-    return json.dumps(dict(params), sort_keys=True)
 

@@ -23,11 +23,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ttsctr.baselines.fitting import Splits, fit_group, scores
+from ttsctr.baselines.fitting import Splits, fit_group, merged_test_probability, scores
 from ttsctr.errors import ConfigError
 from ttsctr.merging.significance import delong_test
 from ttsctr.training import MemberSpec
-from ttsctr.training.group import merged_probability
 
 __all__ = ["width_scaling_table"]
 
@@ -61,11 +60,10 @@ def width_scaling_table(splits: Splits, configurations: Mapping[str, Sequence[st
             }
             singles = [fit_group(splits, [MemberSpec(e, seed * len(experts) + i, preset)], training, root)
                        for i, e in enumerate(experts)]
-            pm_probs = merged_probability(np.concatenate([g.test_logits for g in singles], axis=1))
+            pm_probs = merged_test_probability(singles)
             probs = {"ME": fitted["ME"].test_probability, "D-MoE": fitted["D-MoE"].test_probability, "PM": pm_probs}
             valid = {"ME": fitted["ME"].result["valid_auc"], "D-MoE": fitted["D-MoE"].result["valid_auc"],
-                     "PM": scores(splits.validation[1], merged_probability(
-                         np.concatenate([g.valid_logits for g in singles], axis=1)))["auc"]}
+                     "PM": scores(splits.validation[1], merged_test_probability(singles, "validation"))["auc"]}
             better = max(("ME", "D-MoE"), key=lambda k: valid[k])
             test = delong_test(labels, probs["PM"], probs[better])
             for method, p in probs.items():

@@ -259,3 +259,29 @@ def load_split(directory: str | Path, split: str, *, check_ids: bool = True) -> 
     y = label.to_numpy().astype(np.float32)
     extras = {name: table.column(name).to_numpy() for name in extras_names}
     return EncodedSplit(x=x, y=y, extras=extras, field_names=tuple(names), split=split)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The three published splits of one data version, as (x, y) numpy arrays, and their feature spec."""
+
+    spec: Any  # ttsctr.features.FeatureSpec
+    train: tuple[np.ndarray, np.ndarray]
+    validation: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray]
+    data_version: str
+    model_input: Path
+
+
+def load_splits(model_input: str | Path, data_version: str, *, what: str) -> Splits:
+    """Read train, validation and test of ``model_input``, checking the published data version
+    before and after (the folder may be swapped while they are read; see ttsctr.data.version)."""
+    from ttsctr.data.version import require_data_version
+    from ttsctr.features import FeatureSpec
+
+    model_input = Path(model_input)
+    require_data_version(model_input, data_version, what=what)
+    spec = FeatureSpec.load(model_input / FEATURE_MAP_FILE)
+    parts = [load_split(model_input, name) for name in ("train", "validation", "test")]
+    require_data_version(model_input, data_version, what=what)
+    return Splits(spec, *((p.x, p.y) for p in parts), data_version=data_version, model_input=model_input)

@@ -9,16 +9,14 @@ import pandas as pd
 from ttsctr.baselines import report
 from ttsctr.baselines.efficiency_study import efficiency_table
 from ttsctr.baselines.fitting import baseline_training, load_splits
-from ttsctr.errors import ConfigError
+from ttsctr.baselines.settings import check_keys
 
 KEYS = ("models", "scale", "dimensions", "batch_size", "repeats", "processes", "epochs")
 
 
 def run_efficiency(model_input_summary: dict[str, Any], efficiency: dict[str, Any], baselines: dict[str, Any],
                    tts_training: dict[str, Any]) -> pd.DataFrame:
-    unknown = sorted(set(efficiency) - set(KEYS))
-    if unknown:
-        raise ConfigError(f"efficiency: unknown keys {unknown}; known keys: {list(KEYS)}")
+    check_keys(efficiency, KEYS, "efficiency")
     training = baseline_training(tts_training, baselines)
     splits = load_splits(model_input_summary["model_input_dir"], model_input_summary["data_version"],
                          what="efficiency")

@@ -28,7 +28,6 @@ from pathlib import Path
 
 
 KEYS = ("models", "dimensions", "scales", "flops_tolerance", "study")
-BASELINE_KEYS = ("preset", "models", "training")
 
 
 def model_dimensions(param_scaling: dict[str, Any], models: Any, where: str = "param_scaling.models") -> dict[str, Any]:
@@ -43,17 +42,16 @@ def model_dimensions(param_scaling: dict[str, Any], models: Any, where: str = "p
 
 def study_setup(param_scaling: dict[str, Any]) -> tuple[dict, Any, StudySettings]:
     study = param_scaling.get("study") or {}
-    StudySettings.from_dict(study)  # unknown keys and bad values, before the storage is opened
+    settings = StudySettings.from_dict(study)  # unknown keys and bad values, before the storage is opened
     space = search_space(study.get("search_space"))
     storage = open_storage(study.get("storage", "sqlite:///data/06_models/optuna.db"))
-    return space, storage, StudySettings.from_dict(study)
+    return space, storage, settings
 
 
 def plan_param_scaling(model_input_summary: dict[str, Any], param_scaling: dict[str, Any],
                        baselines: dict[str, Any], tts_training: dict[str, Any]) -> dict[str, Any]:
     """Every configuration, its FLOPs multiple, the storage and the search space, checked before training."""
     check_keys(param_scaling, KEYS, "param_scaling")
-    check_keys(baselines, BASELINE_KEYS, "baselines")
     training = baseline_training(tts_training, baselines)
     # TTS at k× merges k members: whole multiples only
     scales = whole_numbers(param_scaling.get("scales"), "param_scaling.scales")

@@ -19,7 +19,7 @@ from typing import Any
 
 import mlflow
 
-from ttsctr.data.io import atomic_write_json, load_split
+from ttsctr.data.io import atomic_write_json, load_splits
 from ttsctr.data.version import require_data_version
 from ttsctr.experiment import EnsemblePlan, GroupPlan, config_hash
 from ttsctr.features import FeatureSpec
@@ -150,19 +150,15 @@ def _find_trained(paths: dict[str, Any], dataset: str, chash: str, data_version:
 
 def _train(model_input: Path, dataset: str, data_version: str, training: dict[str, Any], group: GroupPlan,
            ensemble: EnsemblePlan, chash: str, out: Path, on_epoch_end: Any = None) -> dict[str, Any]:
-    what = f"training {ensemble.name}/{group.name}"
-    spec = FeatureSpec.load(model_input / "feature_map.json")
-    train_split = load_split(model_input, "train")
-    valid_split = load_split(model_input, "validation")
-    test_split = load_split(model_input, "test")
-    # the folder may have been swapped while the splits were read: they must all be of one version
-    require_data_version(model_input, data_version, what=what)
+    # all three splits of one version (the folder may be swapped while they are read)
+    splits = load_splits(model_input, data_version, what=f"training {ensemble.name}/{group.name}")
+    spec = splits.spec
     config = TrainConfig.from_dict(training)
     model = build_group(spec, group.members, weight_init=config.weight_init)
-    fit = train(model, (train_split.x, train_split.y), (valid_split.x, valid_split.y), config,
+    fit = train(model, splits.train, splits.validation, config,
                 checkpoint_dir=out / f"checkpoint-{chash}", on_epoch_end=on_epoch_end)
     # in the precision training early-stopped in
-    test_metrics = evaluate(model, test_split.x, test_split.y, batch_size=config.eval_batch_size)
+    test_metrics = evaluate(model, *splits.test, batch_size=config.eval_batch_size)
     checkpoint = out / f"group-{chash}.pt"
     save_group(model, group.members, spec, checkpoint, data_version=data_version)
     member_costs = []
@@ -268,11 +264,9 @@ def fit_logistic_reference(model_input_summary: dict[str, Any], reference: dict[
     path = Path(paths["models"]) / dataset / "logistic_regression" / f"result-{chash}.json"
     if path.exists():
         return json.loads(path.read_text())
-    spec = FeatureSpec.load(model_input / "feature_map.json")
-    splits = {s: load_split(model_input, s) for s in ("train", "validation", "test")}
-    require_data_version(model_input, data_version, what="the logistic-regression reference")
-    fitted = fit_logistic_regression(*((splits[s].x, splits[s].y) for s in ("train", "validation", "test")),
-                                     spec.num_features, c_grid=settings["c_grid"],
+    splits = load_splits(model_input, data_version, what="the logistic-regression reference")
+    fitted = fit_logistic_regression(splits.train, splits.validation, splits.test,
+                                     splits.spec.num_features, c_grid=settings["c_grid"],
                                      max_train_rows=settings["max_train_rows"])
     result = {"dataset": dataset, "data_version": data_version, **fitted.to_dict()}
     log.info("logistic regression on %s: test AUC %.4f (C=%g, %d rows, %.1f s)", dataset, fitted.test_auc,

@@ -9,8 +9,7 @@ import pandas as pd
 from ttsctr.baselines import report
 from ttsctr.baselines.fitting import baseline_training, fits_root, load_splits
 from ttsctr.baselines.training_free_study import training_free_table
-from ttsctr.baselines.settings import name_list
-from ttsctr.errors import ConfigError
+from ttsctr.baselines.settings import check_keys, name_list
 
 SETTINGS = ("seed", "dropout_trained_rate", "mc_rate", "mc_passes", "keep_fraction", "mask_paths")
 
@@ -18,9 +17,7 @@ SETTINGS = ("seed", "dropout_trained_rate", "mc_rate", "mc_passes", "keep_fracti
 def run_training_free(model_input_summary: dict[str, Any], training_free: dict[str, Any], baselines: dict[str, Any],
                       tts_training: dict[str, Any]) -> pd.DataFrame:
     dataset = model_input_summary["dataset"]
-    unknown = sorted(set(training_free) - {"models", *SETTINGS})
-    if unknown:
-        raise ConfigError(f"training_free: unknown keys {unknown}; known keys: {sorted({'models', *SETTINGS})}")
+    check_keys(training_free, ("models", *SETTINGS), "training_free")
     models = name_list(training_free.get("models"), "training_free.models")
     training = baseline_training(tts_training, baselines)
     splits = load_splits(model_input_summary["model_input_dir"], model_input_summary["data_version"],
