@@ -82,3 +82,27 @@ def raw_test_rows(project: Path, dataset: str = "synthetic") -> Any:
     model_input = project / "data" / "05_model_input"
     summary = json.loads((model_input / f"{dataset}.summary.json").read_text())
     return raw_split_rows(summary, model_input / dataset, "test", base=project).to_pandas()
+
+
+def write_group_predictions(root: Path, plan: Any, rng: Any, truths: dict[str, Any], data_version: str,
+                            noise: float = 1.2) -> list[dict[str, Any]]:
+    """One manifest per group of ``plan``, as the prediction pipeline writes them, with member
+    logits = truth + Gaussian noise on each split of ``truths`` (split -> (truth logits, labels))."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from ttsctr.pipelines.prediction.nodes import member_column, predictions_table
+
+    manifests = []
+    for group in plan.groups:
+        names = [member_column(i, {"backbone": m.backbone, "seed": m.seed}) for i, m in zip(group.member_indices, group.members)]
+        files = {}
+        for split, (truth, y) in truths.items():
+            logits = (truth[:, None] + noise * rng.normal(size=(truth.size, len(names)))).astype(np.float32)
+            path = root / plan.name / group.name / f"{split}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(predictions_table(logits, y, names), path)
+            files[split] = str(path)
+        manifests.append({"ensemble": plan.name, "group": group.name, "config_hash": "x", "members": names,
+                          "member_indices": list(group.member_indices), "files": files, "data_version": data_version})
+    return manifests

@@ -238,3 +238,23 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, (set, frozenset)):
         return sorted(obj)
     return str(obj)
+
+
+def ensemble_description(plan: EnsemblePlan) -> dict[str, Any]:
+    """What an ensemble is made of: name, a plot label, layout, backbones, group size, members,
+    presets and seeds, scales, and the baseline a grouped ensemble is tested against."""
+    members = plan.members
+    kind = "basic" if plan.group_size == 1 else f"grouped ×{plan.group_size}"
+    return {
+        "name": plan.name,
+        "label": f"{plan.name} ({kind})",
+        "layout": plan.layout,
+        "backbones": list(plan.backbones),
+        "group_size": plan.group_size,
+        "members": len(members),
+        "presets": sorted({m.preset for m in members}),
+        "seeds": [int(m.seed) for m in members],
+        "scales": list(plan.scales),
+        "merge_rule": plan.merge_rule,
+        "baseline": plan.baseline,
+    }

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 import torch
 
+from projecthelpers import write_group_predictions
 from ttsctr.data.version import DataVersionError
 from ttsctr.errors import ConfigError
 from ttsctr.features import FeatureSpec
@@ -19,8 +19,8 @@ from ttsctr.training import GroupModel, MemberSpec, build_group
 from ttsctr.experiment import plan_ensemble
 from ttsctr.merging import MERGE_RULES, member_diversity, merge_pool
 from ttsctr.pipelines.merging import create_pipeline as merging_pipeline
-from ttsctr.pipelines.merging.nodes import load_member_pool, merge_ensemble
-from ttsctr.pipelines.prediction.nodes import member_column, predictions_table
+from ttsctr.merging.predictions import load_member_pool
+from ttsctr.pipelines.merging.nodes import merge_ensemble
 from ttsctr.pipelines.reporting import create_pipeline as reporting_pipeline
 from ttsctr.pipelines.reporting.nodes import summarise_experiment
 from ttsctr.serving import MergedEnsembleModel, predict_merged
@@ -39,24 +39,6 @@ def plans():
     return single, grouped
 
 
-def _write_predictions(root: Path, plan, rng: np.random.Generator, truths: dict[str, np.ndarray]) -> list[dict]:
-    """One manifest per group, as the prediction pipeline writes them: member logits = truth + noise."""
-    manifests = []
-    for group in plan.groups:
-        names = [member_column(i, {"backbone": m.backbone, "seed": m.seed}) for i, m in zip(group.member_indices, group.members)]
-        files = {}
-        for split, (truth, y) in truths.items():
-            logits = (truth[:, None] + 1.2 * rng.normal(size=(truth.size, len(names)))).astype(np.float32)
-            path = root / plan.name / group.name / f"{split}.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(predictions_table(logits, y, names), path)
-            files[split] = str(path)
-        manifests.append({"ensemble": plan.name, "group": group.name, "config_hash": "x", "members": names,
-                          "member_indices": list(group.member_indices), "files": files,
-                          "data_version": SUMMARY["data_version"]})
-    return manifests
-
-
 @pytest.fixture(scope="module")
 def predictions(tmp_path_factory, plans):
     rng = np.random.default_rng(0)
@@ -65,7 +47,7 @@ def predictions(tmp_path_factory, plans):
         t = 1.5 * rng.normal(size=n) - 1.0
         truths[split] = (t, (rng.random(n) < 1 / (1 + np.exp(-t))).astype(np.int64))
     root = tmp_path_factory.mktemp("predictions")
-    return {p.name: _write_predictions(root, p, rng, truths) for p in plans}
+    return {p.name: write_group_predictions(root, p, rng, truths, SUMMARY["data_version"]) for p in plans}
 
 
 def test_merge_node_tables_report_and_plot(tmp_path, plans, predictions) -> None:

@@ -1,6 +1,7 @@
 """Scaling evaluation of one ensemble from its materialised predictions.
 
-Writes ``data/08_reporting/<dataset>/<ensemble>/scaling.{md,png}`` here; ``scaling.csv`` is the
+Writes ``data/08_reporting/<dataset>/<ensemble>/scaling.{md,png}`` and ``ensemble.json`` (layout,
+backbones, members, seeds: what the report shows beside the table) here; ``scaling.csv`` is the
 node's output, saved by the catalog next to them. Beyond :data:`ttsctr.merging.SCALING_COLUMNS`
 it has ``valid_auc`` (the same draws' mean AUC on the validation split) and ``data_version``, the
 encoding every merged prediction was computed from; predictions of another version are refused.
@@ -8,57 +9,24 @@ encoding every merged prediction was computed from; predictions of another versi
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow.parquet as pq
 import pandas as pd
 
 from ttsctr.data.io import atomic_file
 from ttsctr.data.version import require_same_version
 from ttsctr.errors import ConfigError
-from ttsctr.experiment import EnsemblePlan, check_baseline
-from ttsctr.merging import MemberPool, scaling_table
+from ttsctr.experiment import EnsemblePlan, check_baseline, ensemble_description
+from ttsctr.merging import scaling_table
+from ttsctr.merging.predictions import load_member_pool
 from ttsctr.reporting import ensemble_markdown, logistic_numbers, scaling_plot
 
 log = logging.getLogger(__name__)
 
 DIVERSITY_SPLIT = "validation"  # diversity is a property of the members, measured off the test rows
-
-
-def load_member_pool(manifests: list[dict[str, Any]], split: str, ensemble: EnsemblePlan) -> MemberPool:
-    """All members' logits on ``split`` in member order, with their training group and backbone.
-
-    Reads the ``<member>_logit`` columns of each group's ``files[split]`` parquet file; every
-    group must hold the same rows (``row_index``) with the same labels.
-    """
-    logits, names, groups, families = [], [], [], []
-    labels = rows = None
-    for manifest in sorted(manifests, key=lambda m: m["member_indices"][0]):
-        path = manifest["files"][split]
-        table = pq.read_table(path, columns=["row_index", "label", *(f"{n}_logit" for n in manifest["members"])])
-        y, idx = table.column("label").to_numpy(), table.column("row_index").to_numpy()
-        if labels is None:
-            labels, rows = y, idx
-        elif not (np.array_equal(rows, idx) and np.array_equal(labels, y)):
-            raise ConfigError(f"{path}: rows or labels differ from the other groups' ({split} split changed?)")
-        group = next(g for g in ensemble.groups if g.name == manifest["group"])
-        for name, index in zip(manifest["members"], manifest["member_indices"]):
-            logits.append(table.column(f"{name}_logit").to_numpy())
-            names.append(name)
-            groups.append(group.index)
-            families.append(ensemble.members[index].backbone)
-    if labels is None:
-        raise ConfigError(f"{ensemble.name}: no group predictions to merge")
-    return MemberPool(
-        logits=np.stack(logits, axis=1),
-        labels=labels.astype(np.int64),
-        group_of_member=np.asarray(groups),
-        family_of_member=np.asarray(families),
-        member_names=tuple(names),
-    )
 
 
 def merge_ensemble(model_input_summary: dict[str, Any], merging: dict[str, Any], paths: dict[str, Any],
@@ -101,6 +69,9 @@ def merge_ensemble(model_input_summary: dict[str, Any], merging: dict[str, Any],
     )
     with atomic_file(out / "scaling.md") as tmp:
         tmp.write_text(markdown, encoding="utf-8")
+    with atomic_file(out / "ensemble.json") as tmp:  # what the table was measured on, for the report
+        tmp.write_text(json.dumps({**ensemble_description(ensemble), "dataset": dataset, "data_version": data_version,
+                                   "split": split}, indent=1), encoding="utf-8")
     lr = logistic_numbers(logistic_reference, split)
     scaling_plot(table, out / "scaling.png", title=f"{ensemble.name} on {dataset}",
                  bayes_auc=model_input_summary.get("bayes_optimal_auc"), lr_auc=lr[0] if lr else None)

@@ -1,4 +1,4 @@
-"""Planted synthetic member pools shared by the merging tests (small: fast on 2 cores)."""
+"""Planted synthetic member pools shared by the merging and analysis tests (small: fast on 2 cores)."""
 
 from __future__ import annotations
 

@@ -94,7 +94,7 @@ def test_greedy_beats_random_and_exhaustive_bounds_greedy(mixed_quality_pool: Me
     ev = mixed_quality_pool.take_rows(np.arange(n // 2, n))
     table = selection_table(sel, ev, ks=[2, 4], strategies=("greedy", "random", "top_auc", "diversity_js"))
     assert list(table.columns) == [
-        "strategy", "k", "members", "selection_auc", "auc", "logloss", "separation", "js_diversity",
+        "strategy", "k", "draw", "members", "selection_auc", "auc", "logloss", "separation", "js_diversity",
     ]
     assert len(table) == 8
     by = table.set_index(["strategy", "k"])
@@ -128,9 +128,12 @@ def test_selection_is_deterministic_and_validated(mixed_quality_pool: MemberPool
 
 def test_scale_statistics_separation_grows_with_scale(pool: MemberPool) -> None:
     st = scale_statistics(pool, scales=(1, 4, 16), draws=3, seed=0)
-    assert list(st.columns) == ["scale", "draw", "n_members", "auc", "separation", "sharpness", "js_diversity"]
-    assert len(st) == 9
+    assert list(st.columns) == ["scale", "draw", "n_members", "group_size", "auc", "separation", "sharpness",
+                                "overlap", "js_diversity"]
+    assert len(st) == 7  # 3 distinct draws at 1x and 4x; at 16x every draw is the whole pool: one
+    assert (st["group_size"] == 1).all()
     mean = st.groupby("scale").mean(numeric_only=True)
     assert mean.loc[16, "separation"] > mean.loc[4, "separation"] > mean.loc[1, "separation"]
+    assert mean.loc[16, "overlap"] < mean.loc[1, "overlap"]
     assert mean.loc[1, "js_diversity"] != mean.loc[1, "js_diversity"]  # NaN for single members
     assert mean.loc[16, "js_diversity"] > 0
