@@ -27,13 +27,16 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/kedro run
+	$(BIN)/kedro run --pipelines report
 	@out=$$(ls -t data/08_reporting/*/scaling_tables.md 2>/dev/null | head -1); out=$${out%/*}; \
 	echo; echo "Results in $${out:-data/08_reporting/<dataset>}/:"; \
 	echo "  scaling_tables.md       the scaling tables printed above"; \
 	echo "  <ensemble>/scaling.png  each ensemble's plot (scaling.md/.csv beside it); registry/<ensemble>.json its report"; \
 	echo "  metrics.json            headline AUC per ensemble and scale"; \
 	echo "MLflow runs and models:   $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db  (then open http://127.0.0.1:5000)"; \
-	echo "Data Docs (GX checks):    open gx/uncommitted/data_docs/local_site/index.html"
+	echo "Data Docs (GX checks):    open gx/uncommitted/data_docs/local_site/index.html"; \
+	echo "Analyses (§3.6):          $${out:-data/08_reporting/<dataset>}/analysis/  (analysis.md, separation/diversity/selection.png)"; \
+	echo; echo "Report (every dataset, the paper's numbers beside ours, claims C1-C8): $(CURDIR)/data/08_reporting/report.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -47,9 +50,10 @@ baselines: $(STAMP)
 	  $(BIN)/kedro run --pipelines $$p $(if $(DATASET),--params dataset=$(DATASET)); \
 	done; echo; echo "Tables, reports and plots in data/08_reporting/$(or $(DATASET),synthetic)/<comparison>/"
 
-# The main chain preprocess → train → predict → merge → report; repro-baselines runs every stage.
+# The main chain preprocess → train → predict → merge → report, the analysis and the HTML report;
+# repro-baselines runs every stage.
 repro: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro report
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro html_report
 
 repro-baselines: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro

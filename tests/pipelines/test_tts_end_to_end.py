@@ -147,9 +147,10 @@ def test_members_and_ensembles_are_registered(tts_run) -> None:
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     groups = [r for r in children if "group" in r.data.params]
     scales = [r for r in children if "scale" in r.data.params]
-    assert len(groups) == 4 + 4 + 2 and len(scales) == 3 + 2 + 2 and len(children) == len(groups) + len(scales)
+    others = [r.info.run_name for r in children if r not in groups and r not in scales]
+    assert len(groups) == 4 + 4 + 2 and len(scales) == 3 + 2 + 2 and others == ["analysis"]
     common = {"test_auc", "test_logloss", "members", "flops_per_row"}
-    assert all(common <= set(r.data.metrics) for r in children)
+    assert all(common <= set(r.data.metrics) for r in groups + scales)
     assert all({"valid_auc", "pairwise_r", "auc_1x"} <= set(r.data.metrics) for r in scales)
     assert all("p_delong" in r.data.metrics for r in scales if r.data.params["scale"] != "1")  # 1× is the reference
     assert all({"best_valid_auc", "best_epoch"} <= set(r.data.metrics) for r in groups)
@@ -247,6 +248,70 @@ def test_catalog_loads_splits_predictions_tables_and_plots(tts_run) -> None:
     assert out["dcnv2_x4__group_00__test_predictions"][2] == ["row_index", "label", "m000_dcnv2_s0_logit"]
     assert out["dcnv2_x4__scaling_table"][:2] == ["DataFrame", 3]
     assert out["plot"][0] > 100 and out["report"]
+
+
+def test_analysis_runs_with_the_default_pipeline_and_selects_on_validation(tts_run) -> None:
+    project, _ = tts_run
+    out = project / "data" / "08_reporting" / DATASET / "analysis"
+    for name in ("summary.json", "scale_statistics.csv", "pair_statistics.csv", "correlations.csv", "selection.csv",
+                 "analysis.md", "separation.png", "diversity.png", "selection.png"):
+        assert (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["selectable"] == ["dcnv2_x4", "wr_x2"] and summary["selection_split"] == "validation"
+    client = _client(project)
+    runs = client.search_runs([client.get_experiment_by_name("ttsctr").experiment_id],
+                              "tags.analysis = 'analysis' and tags.dataset = 'synthetic'")
+    assert len(runs) == 1 and runs[0].info.run_name == "analysis"
+    assert {"analysis/selection.csv", "analysis/analysis.md"} <= {a.path for a in client.list_artifacts(runs[0].info.run_id, "analysis")}
+    stats = pd.read_csv(out / "scale_statistics.csv")
+    assert set(stats["ensemble"]) == {"dcnv2_x4", "wr_x2", "dcnv2_g2"}
+    assert set(stats.loc[stats["ensemble"] == "dcnv2_g2", "group_size"]) == {2}
+    # the merged AUC of the whole pool equals the scaling table's top scale
+    top = _read_table(project, "dcnv2_x4").iloc[-1]
+    assert stats[(stats["ensemble"] == "dcnv2_x4") & (stats["scale"] == 4)]["auc"].iloc[0] == pytest.approx(top["auc_mean"])
+    selection = pd.read_csv(out / "selection.csv")
+    assert set(selection["ensemble"]) == {"dcnv2_x4", "wr_x2"}
+    chosen = json.loads((out / "selection" / "dcnv2_x4.json").read_text())
+    assert chosen["split"] == "validation"
+
+
+def test_report_is_self_contained_with_every_section_and_computed_claims(tts_run) -> None:
+    import re
+
+    project, _ = tts_run
+    run_kedro(project, "--pipelines", "report")
+    page = (project / "data" / "08_reporting" / "report.html").read_text()
+    for needle in ("Which of the paper's claims hold here", "Test-time scaling: dcnv2_x4", "Test-time scaling: wr_x2",
+                   "Test-time scaling: dcnv2_g2", "Why merging works", "Where the paper's numbers come from",
+                   "Exploring Test-time Scaling via Prediction Merging", "The paper's numbers, other data",
+                   "data version", "MLflow run"):
+        assert needle in page, needle
+    assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", page)  # opens offline: nothing external
+    assert re.search(r"analysis: [0-9a-f]{32}", page) and re.search(r"4×: [0-9a-f]{32}", page)  # MLflow provenance
+    pngs = sorted((project / "data" / "08_reporting" / DATASET).rglob("*.png"))
+    assert len(pngs) == 6  # 3 scaling plots + Fig. 5, Fig. 6 left and right
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == len(pngs)  # every figure, embedded
+    claims = pd.read_csv(project / "data" / "08_reporting" / "claims.csv").set_index("claim")
+    assert (claims["dataset"] == DATASET).all() and list(claims.index) == [f"C{i}" for i in range(1, 9)]
+    for cid in ("C2", "C4", "C5", "C6", "C7", "C8"):  # no homogeneous wukong/rankmixer, no baselines in this run
+        assert claims.loc[cid, "status"] == "not run", claims.loc[cid].to_dict()
+    assert claims.loc["C1", "status"] in ("holds", "partly", "does not hold")
+    assert claims.loc["C3", "status"] in ("holds", "does not hold") and "dcnv2_g2" in claims.loc["C3", "evidence"]
+    assert "dcnv2_x4" in claims.loc["C1", "evidence"]
+
+
+def test_analysis_notebook_executes_headless_against_the_run(tts_run) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    project, _ = tts_run
+    notebook = nbformat.read(Path(__file__).resolve().parents[2] / "notebooks" / "tts_analysis.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(project)}}).execute()
+    text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "dataset synthetic" in text and "full report:" in text
+    images = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {})]
+    assert len(images) >= 4  # scaling curves, Fig. 5, Fig. 6 left and right
 
 
 def _load_ensemble(project: Path, scale: int):
