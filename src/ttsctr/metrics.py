@@ -21,7 +21,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["roc_auc", "log_loss", "overlap_area"]
+__all__ = ["roc_auc", "group_auc", "log_loss", "overlap_area"]
 
 
 def _binary_labels(y_true: np.ndarray, n: int, what: str) -> np.ndarray:
@@ -69,6 +69,50 @@ def roc_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
     pos_per_group = pos_cum[ends] - pos_cum[starts]
     rank_sum = float(np.dot(avg_rank, pos_per_group.astype(np.float64)))
     return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (float(n_pos) * float(n_neg))
+
+
+def group_auc(y_true: np.ndarray, y_score: np.ndarray, groups: np.ndarray) -> float:
+    """Group AUC: the impression-weighted mean of per-group (per-user) AUCs.
+
+    ``GAUC = Σ_u n_u · AUC_u / Σ_u n_u`` over the groups ``u`` holding both classes, with ``n_u``
+    the group's rows (impressions); groups with a single class are skipped, as is usual (their
+    AUC is undefined). Ties count one half, as in :func:`roc_auc`. One sort of all rows by
+    (group, score), so the cost is that of one AUC, not one per group. Raises ``ValueError``
+    when no group holds both classes.
+    """
+    s = np.asarray(y_score).reshape(-1)
+    if not np.issubdtype(s.dtype, np.floating):
+        s = s.astype(np.float64)
+    y = _binary_labels(y_true, s.shape[0], "group_auc")
+    g = np.asarray(groups).reshape(-1)
+    if g.shape[0] != s.shape[0]:
+        raise ValueError(f"group_auc: {g.shape[0]} group ids for {s.shape[0]} scores")
+    if np.isnan(s).any():
+        raise ValueError("group_auc: y_score contains NaN")
+    n = s.shape[0]
+    if n == 0:
+        raise ValueError("group_auc: no rows")
+    _, g = np.unique(g, return_inverse=True)
+    order = np.lexsort((s, g))
+    g_s, s_s, y_s = g[order], s[order], y[order]
+    group_start = np.flatnonzero(np.concatenate(([True], g_s[1:] != g_s[:-1])))
+    starts = np.flatnonzero(np.concatenate(([True], (g_s[1:] != g_s[:-1]) | (s_s[1:] != s_s[:-1]))))
+    ends = np.append(starts[1:], n)
+    tie_group = g_s[starts]
+    first = group_start[np.searchsorted(group_start, starts, side="right") - 1]
+    avg_rank = (starts + ends + 1) * 0.5 - first  # 1-based average rank within the group
+    pos_cum = np.concatenate(([0], np.cumsum(y_s, dtype=np.int64)))
+    pos_per_tie = (pos_cum[ends] - pos_cum[starts]).astype(np.float64)
+    n_groups = int(g_s[-1]) + 1
+    rank_sum = np.bincount(tie_group, weights=avg_rank * pos_per_tie, minlength=n_groups)
+    n_pos = np.bincount(g, weights=y.astype(np.float64), minlength=n_groups)
+    n_all = np.bincount(g, minlength=n_groups).astype(np.float64)
+    n_neg = n_all - n_pos
+    valid = (n_pos > 0) & (n_neg > 0)
+    if not valid.any():
+        raise ValueError("group_auc: no group holds both classes; GAUC is undefined")
+    auc = (rank_sum[valid] - n_pos[valid] * (n_pos[valid] + 1) / 2) / (n_pos[valid] * n_neg[valid])
+    return float(np.dot(n_all[valid], auc) / n_all[valid].sum())
 
 
 def log_loss(y_true: np.ndarray, y_prob: np.ndarray) -> float:
