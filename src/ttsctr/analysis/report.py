@@ -82,7 +82,9 @@ def log_analysis(dataset: str, tables: Mapping[str, pd.DataFrame], markdown: str
         top = sel[sel["k"] == sel.groupby("ensemble")["k"].transform("max")]
         for (ens, strategy), auc in top.groupby(["ensemble", "strategy"])["auc"].mean().items():
             metrics[f"{ens}.selection.{strategy}.test_auc"] = float(auc)
-    with tracking.nested_run("analysis", tags={"analysis": "analysis", "dataset": dataset}) as run:
+    version = tables["stats"]["data_version"].iloc[0] if "data_version" in tables["stats"].columns else None
+    tags = {"analysis": "analysis", "dataset": dataset, **({"data_version": str(version)} if version else {})}
+    with tracking.nested_run("analysis", tags=tags) as run:
         tracking.log_flat_params(dict(settings))
         mlflow.log_metrics(tracking.finite_metrics({k.replace("+", "_"): v for k, v in metrics.items()}))
         mlflow.log_text(markdown, "analysis/analysis.md")

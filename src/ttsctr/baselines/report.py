@@ -306,7 +306,10 @@ def log_comparison(name: str, dataset: str, table: pd.DataFrame, markdown: str, 
         return None
     import mlflow
 
-    with tracking.nested_run(f"baselines.{name}", tags={"comparison": name, "dataset": dataset}) as run:
+    tags = {"comparison": name, "dataset": dataset}
+    if "data_version" in table.columns and table["data_version"].nunique() == 1:
+        tags["data_version"] = str(table["data_version"].iloc[0])  # the report links tables to their run by it
+    with tracking.nested_run(f"baselines.{name}", tags=tags) as run:
         tracking.log_flat_params(dict(params))
         mlflow.log_metrics(tracking.finite_metrics(metrics))
         mlflow.log_text(markdown, f"{name}/{name}.md")

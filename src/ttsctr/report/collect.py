@@ -67,9 +67,15 @@ class RunIndex:
                 return
             tracking_uri = f"sqlite:///{path}"
         import mlflow
+        from mlflow.exceptions import MlflowException
 
-        self._client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-        self._experiments = [e.experiment_id for e in self._client.search_experiments()]
+        try:
+            client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+            self._experiments = [e.experiment_id for e in client.search_experiments()]
+        except (MlflowException, OSError) as exc:  # an unusable store: the report says "not found"
+            log.warning("report: MLflow tracking store %s unusable (%s); runs are not linked", tracking_uri, exc)
+            return
+        self._client = client
 
     def _search(self, tags: Mapping[str, str]) -> list[Any]:
         if self._client is None or not self._experiments:
@@ -78,8 +84,13 @@ class RunIndex:
         return self._client.search_runs(self._experiments, query, order_by=["attributes.start_time DESC"],
                                         max_results=200)
 
-    def latest(self, tags: Mapping[str, str]) -> dict[str, Any] | None:
+    def latest(self, tags: Mapping[str, str], data_version: str | None = None) -> dict[str, Any] | None:
+        """The newest run with ``tags``; with ``data_version``, the newest tagged with it, else the
+        newest run not tagged with any data version (logged before runs carried one)."""
         runs = self._search(tags)
+        if data_version:
+            runs = ([r for r in runs if r.data.tags.get("data_version") == data_version]
+                    or [r for r in runs if "data_version" not in r.data.tags])
         if not runs:
             return None
         run = runs[0]
@@ -125,6 +136,14 @@ def discover_datasets(reporting: Path) -> list[str]:
     return found
 
 
+def _stale(found: str | None, current: str | None) -> str | None:
+    """Why a table cannot stand for the dataset's current encoding, or None when it can."""
+    if current is None or found == current:
+        return None
+    return (f"computed from data version {found or 'unknown (written before tables recorded one)'}, but the "
+            f"dataset is now encoded as {current}: left out of the claims; rerun its pipeline")
+
+
 def _data_version(table: pd.DataFrame) -> str | None:
     if "data_version" in table.columns and len(table):
         versions = sorted({str(v) for v in table["data_version"].dropna()})
@@ -132,13 +151,14 @@ def _data_version(table: pd.DataFrame) -> str | None:
     return None
 
 
-def _ensemble_section(root: Path, folder: Path, dataset: str, tts: Mapping[str, Any], runs: RunIndex
-                      ) -> tuple[Section, EnsembleResult | None]:
+def _ensemble_section(root: Path, folder: Path, dataset: str, tts: Mapping[str, Any], runs: RunIndex,
+                      current: str | None) -> tuple[Section, EnsembleResult | None]:
     name = folder.name
     table = _read_csv(folder / "scaling.csv")
     description = _read_json(folder / "ensemble.json")  # written by the merging node
     catalog = tts.get("ensemble_catalog") or {}
-    if description is None and name in catalog:  # tables merged before ensemble.json existed
+    reconstructed = description is None and name in catalog
+    if reconstructed:  # tables merged before ensemble.json existed
         defaults = {k: v for k, v in (tts.get("defaults") or {}).items() if k != "baseline"}
         description = ensemble_description(plan_ensemble(name, catalog[name], defaults))
     result, sizes = None, {"configuration": f"{name}: no ensemble.json beside the table and not in "
@@ -151,10 +171,15 @@ def _ensemble_section(root: Path, folder: Path, dataset: str, tts: Mapping[str, 
                  "scales": ", ".join(f"{s}×" for s in description["scales"]), "merge rule": description["merge_rule"]}
         if description.get("baseline"):
             sizes["tested against"] = description["baseline"]
+        if reconstructed:
+            sizes["configuration"] = "reconstructed from the current tts.ensemble_catalog (no ensemble.json)"
         result = EnsembleResult(name=name, layout=description["layout"], backbones=tuple(description["backbones"]),
                                 group_size=int(description["group_size"]), baseline=description.get("baseline"),
                                 table=table)
     version = _data_version(table)
+    stale = _stale(version, current)
+    if stale:
+        sizes["stale"], result = stale, None
     tags = {"ensemble": name, "dataset": dataset, **({"data_version": version} if version and "," not in version else {})}
     provenance = {"dataset": dataset, "data_version": version, "sizes": sizes,
                   "mlflow_runs": {f"{s}×": r for s, r in runs.by_scale(tags).items()},
@@ -164,20 +189,25 @@ def _ensemble_section(root: Path, folder: Path, dataset: str, tts: Mapping[str, 
     return section, result
 
 
-def _comparison_section(root: Path, folder: Path, dataset: str, runs: RunIndex) -> tuple[Section, pd.DataFrame]:
+def _comparison_section(root: Path, folder: Path, dataset: str, runs: RunIndex, current: str | None
+                        ) -> tuple[Section, pd.DataFrame | None]:
     name = folder.name
     table = _read_csv(folder / "table.csv")
-    run = runs.latest({"comparison": name, "dataset": dataset})
+    version = _data_version(table)
+    run = runs.latest({"comparison": name, "dataset": dataset}, version)
     params = (run or {}).get("params", {})
     sizes = {k: v for k, v in sorted(params.items())} or {"parameters": "not found in MLflow"}
     if "draws" in table.columns:
         sizes["draws per cell"] = ", ".join(str(int(v)) for v in sorted(table["draws"].dropna().unique()))
-    provenance = {"dataset": dataset, "data_version": _data_version(table), "sizes": sizes,
+    stale = _stale(version, current)
+    if stale:
+        sizes["stale"] = stale
+    provenance = {"dataset": dataset, "data_version": version, "sizes": sizes,
                   "mlflow_runs": {run["run_name"]: run["run_id"]} if run else {},
                   "files": [str(p.relative_to(root)) for p in sorted(folder.glob("*")) if p.is_file()]}
     images = tuple(p for p in (folder / "plot.png",) if p.exists())
     title = name.replace("_", " ").capitalize()
-    return Section(name, name, title, _text(folder / "table.md"), images, provenance), table
+    return Section(name, name, title, _text(folder / "table.md"), images, provenance), None if stale else table
 
 
 def _analysis_section(root: Path, folder: Path, dataset: str, runs: RunIndex) -> Section | None:
@@ -188,7 +218,7 @@ def _analysis_section(root: Path, folder: Path, dataset: str, runs: RunIndex) ->
                         f"{e['seeds'][0]}–{e['seeds'][-1]}, group size {e['group_size']}" for e in summary["ensembles"]}
     settings = summary.get("settings") or {}
     sizes["draws per scale (before removing repeats)"] = settings.get("draws")
-    run = runs.latest({"analysis": "analysis", "dataset": dataset})
+    run = runs.latest({"analysis": "analysis", "dataset": dataset}, summary.get("data_version"))
     provenance = {"dataset": dataset, "data_version": summary.get("data_version"), "sizes": sizes,
                   "mlflow_runs": {run["run_name"]: run["run_id"]} if run else {},
                   "files": [str(p.relative_to(root)) for p in sorted(folder.glob("*")) if p.is_file()]}
@@ -201,26 +231,29 @@ def collect_dataset(root: Path, dataset: str, tts: Mapping[str, Any], runs: RunI
                     models: str = "data/06_models") -> DatasetReport:
     """Everything the report shows for ``dataset`` (paths relative to the project ``root``)."""
     base = root / reporting / dataset
+    summary = _read_json(root / model_input / f"{dataset}.summary.json")
+    current = (summary or {}).get("data_version")
     sections: list[Section] = []
     ensembles: dict[str, EnsembleResult] = {}
     for folder in sorted(p for p in base.iterdir() if p.is_dir() and p.name not in _SKIP_DIRS):
         if (folder / "scaling.csv").exists():
-            section, result = _ensemble_section(root, folder, dataset, tts, runs)
+            section, result = _ensemble_section(root, folder, dataset, tts, runs, current)
             sections.append(section)
             if result is not None:
                 ensembles[result.name] = result
     baselines: dict[str, pd.DataFrame] = {}
     for name in COMPARISONS:
         if (base / name / "table.csv").exists():
-            section, table = _comparison_section(root, base / name, dataset, runs)
+            section, table = _comparison_section(root, base / name, dataset, runs, current)
             sections.append(section)
-            baselines[name] = table
+            if table is not None:
+                baselines[name] = table
     analysis = _analysis_section(root, base / "analysis", dataset, runs)
     if analysis is not None:
         sections.append(analysis)
     return DatasetReport(
         dataset=dataset,
-        summary=_read_json(root / model_input / f"{dataset}.summary.json"),
+        summary=summary,
         logistic=_read_json(root / models / dataset / "logistic_reference.json"),
         results=DatasetResults(dataset=dataset, ensembles=ensembles, baselines=baselines),
         sections=tuple(sections),

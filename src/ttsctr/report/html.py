@@ -52,6 +52,15 @@ def _table(df: pd.DataFrame) -> str:
     return df.to_html(index=False, border=0, na_rep="–", escape=True, float_format=lambda v: f"{v:.4f}")
 
 
+def _num(v: Any, digits: int = 4) -> str:
+    """A number for the page; missing or non-numeric values as an en dash."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if f != f else f"{f:.{digits}f}"
+
+
 def _status_class(status: str) -> str:
     return status.replace(" ", "-")
 
@@ -81,8 +90,7 @@ def paper_table(paper: PaperResults, section: Section, description: Mapping[str,
     if df.empty:
         return None
     dagger = df["note"].fillna("").str.startswith("inconsistent").map({True: " †", False: ""})
-    df["cell"] = (df["auc"].map(lambda v: f"{v:.4f}") + " / "
-                  + df["logloss"].map(lambda v: "–" if pd.isna(v) else f"{v:.4f}") + dagger)
+    df["cell"] = df["auc"].map(_num) + " / " + df["logloss"].map(_num) + dagger
     wide = df.pivot_table(index=index, columns=columns, values="cell", aggfunc="first", sort=False)
     wide.columns = [f"{c}×" if columns == "scale" else str(c) for c in wide.columns]
     return wide.reset_index()
@@ -122,14 +130,14 @@ def _dataset_header(report: DatasetReport) -> str:
         rows.append(("data version", s.get("data_version")))
         rows.append(("rows", f"{s.get('rows')} ({s.get('positives')} clicks)"))
         for split, v in (s.get("splits") or {}).items():
-            rows.append((f"{split} split", f"{v.get('rows')} rows, positive rate {v.get('positive_rate', float('nan')):.4f}"))
+            rows.append((f"{split} split", f"{v.get('rows')} rows, positive rate {_num(v.get('positive_rate'))}"))
         if s.get("bayes_optimal_auc") is not None:
-            rows.append(("Bayes-optimal test AUC", f"{s['bayes_optimal_auc']:.4f} (planted model)"))
+            rows.append(("Bayes-optimal test AUC", f"{_num(s['bayes_optimal_auc'])} (planted model)"))
         rows.append(("raw files", ", ".join(s.get("raw_files") or [])))
     lr = report.logistic or {}
     if lr:
-        rows.append(("logistic regression", f"test AUC {lr.get('test_auc', float('nan')):.4f}, logloss "
-                                            f"{lr.get('test_logloss', float('nan')):.4f} (C = {lr.get('C')}), the floor of every table"))
+        rows.append(("logistic regression", f"test AUC {_num(lr.get('test_auc'))}, logloss "
+                                            f"{_num(lr.get('test_logloss'))} (C = {lr.get('C')}), the floor of every table"))
     if not rows:
         return "<p>No data summary found.</p>"
     body = "".join(f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>" for k, v in rows)

@@ -20,6 +20,8 @@ from typing import Any
 import pandas as pd
 
 from ttsctr.analysis import (
+    CHOICE_COLUMNS,
+    PAIR_COLUMNS,
     choose_members,
     diversity_correlations,
     pair_statistics,
@@ -66,8 +68,11 @@ def analyse_scaling(model_input_summary: dict[str, Any], analysis: dict[str, Any
     stats.insert(0, "ensemble", ensemble.name)
     stats.insert(1, "label", ensemble_description(ensemble)["label"])
     max_pairs = settings.get("max_pairs")
-    pairs = pair_statistics(pool, rule=ensemble.merge_rule, max_pairs=None if max_pairs is None else int(max_pairs),
-                            seed=seed, histogram_bins=int(settings.get("histogram_bins", 50)))
+    if pool.n_groups < 2:  # one training unit (a single group): no pairs to compare
+        pairs = pd.DataFrame(columns=PAIR_COLUMNS)
+    else:
+        pairs = pair_statistics(pool, rule=ensemble.merge_rule, max_pairs=None if max_pairs is None else int(max_pairs),
+                                seed=seed, histogram_bins=int(settings.get("histogram_bins", 50)))
     pairs.insert(0, "ensemble", ensemble.name)
     return stats, pairs
 
@@ -97,7 +102,7 @@ def score_members_on_test(model_input_summary: dict[str, Any], selection: dict[s
                          what=f"scoring the selection of {ensemble.name}", source="the member selection")
     _check_versions(model_input_summary, manifests, f"scoring the selection of {ensemble.name}")
     pool = load_member_pool(list(manifests), EVALUATION_SPLIT, ensemble)
-    choices = pd.DataFrame(selection["choices"])
+    choices = pd.DataFrame(selection["choices"], columns=CHOICE_COLUMNS)
     choices["members"] = choices["members"].map(tuple)
     scored = score_selections(choices, pool, ensemble.merge_rule)
     scored.insert(0, "ensemble", ensemble.name)
