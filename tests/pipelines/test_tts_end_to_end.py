@@ -409,5 +409,6 @@ def test_parallel_runner_trains_groups_in_processes_with_tracking(tmp_path: Path
     runs = client.search_runs([client.get_experiment_by_name("ttsctr").experiment_id])
     parents = {r.info.run_id for r in runs if "mlflow.parentRunId" not in r.data.tags}
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == 2 + 2  # two group runs (in workers), two scale runs
+    assert len(parents) == 1 and len(children) == 2 + 2 + 1  # two group runs (in workers), two scale runs, analysis
+    assert [r.info.run_name for r in children].count("analysis") == 1
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == parents
