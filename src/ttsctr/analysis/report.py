@@ -50,6 +50,10 @@ def analysis_markdown(dataset: str, data_version: str, descriptions: Sequence[Ma
         cells = agg.apply(lambda r: f"{r['mean']:.4f}" if r["count"] == 1 else
                           f"{r['mean']:.4f} ± {r['std']:.4f} ({int(r['count'])})", axis=1)
         wide = cells.unstack("strategy").reset_index().fillna("–")
+        order = {name: i for i, name in enumerate(dict.fromkeys(selection["ensemble"]))}
+        wide = wide.sort_values(["ensemble", "k"], key=lambda c: c.map(order) if c.name == "ensemble" else c,
+                                kind="stable")
+        wide = wide[["ensemble", "k", *dict.fromkeys(selection["strategy"])]]
         lines.append("Test AUC of the members each strategy chose on the validation split. `exhaustive` is "
                      "skipped where C(M, K) exceeds its limit; `random` is mean ± sd over its distinct draws "
                      "(count in brackets).")
