@@ -180,7 +180,7 @@ def render_report(reports: Sequence[DatasetReport], claims: pd.DataFrame, paper:
         "from the files the pipelines wrote; the claims are computed from them.</p>",
         f"<nav>{nav}<a href='#paper'>paper numbers</a></nav>",
         "<h2 id='claims'>Which of the paper's claims hold here</h2>",
-        "<p class='small'>holds: every comparison supports the claim (C3: at least one); partly: some do; does not hold: "
+        "<p class='small'>holds: every comparison supports the claim (C3: one group size above independent training at every K); partly: some do; does not hold: "
         "none does; not run: the data for it was not produced. Thresholds: "
         + html.escape(", ".join(f"{k} = {v}" for k, v in settings.items())) + ".</p>",
         _claims(claims, datasets),
