@@ -296,7 +296,7 @@ def test_report_is_self_contained_with_every_section_and_computed_claims(tts_run
     for cid in ("C2", "C4", "C5", "C6", "C7", "C8"):  # no homogeneous wukong/rankmixer, no baselines in this run
         assert claims.loc[cid, "status"] == "not run", claims.loc[cid].to_dict()
     assert claims.loc["C1", "status"] in ("holds", "partly", "does not hold")
-    assert claims.loc["C3", "status"] in ("holds", "does not hold") and "dcnv2_g2" in claims.loc["C3", "evidence"]
+    assert claims.loc["C3", "status"] in ("holds", "partly", "does not hold") and "dcnv2_g2" in claims.loc["C3", "evidence"]
     assert "dcnv2_x4" in claims.loc["C1", "evidence"]
 
 
