@@ -267,9 +267,10 @@ def significance_markdown(
     if math.isfinite(r) and r > NEAR_IDENTICAL_R:
         lines.append(f"- **Warning: {NEAR_IDENTICAL_WARNING}** (mean pairwise r = {r:.4f} > {NEAR_IDENTICAL_R})")
     lines.append("")
-    lines.append(_md_row(["Method", "Members", "Distinct draws", "AUC↑", "AUC sd", "Logloss↓", "ΔAUC vs 1×",
-                          "p t-test", "p DeLong", "Sig."]))
-    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|")
+    with_gauc = "gauc_mean" in d.columns  # datasets with a user field (group AUC per user)
+    lines.append(_md_row(["Method", "Members", "Distinct draws", "AUC↑", "AUC sd", *(["GAUC↑"] if with_gauc else []),
+                          "Logloss↓", "ΔAUC vs 1×", "p t-test", "p DeLong", "Sig."]))
+    lines.append("|---|---:|---:|---:|---:|" + ("---:|" if with_gauc else "") + "---:|---:|---:|---:|:---:|")
     for row in d.itertuples(index=False):
         lines.append(_md_row([
             scale_label(row.scale, layout) if not reference else f"{_fmt_scale(row.scale)}×",
@@ -277,6 +278,7 @@ def significance_markdown(
             str(int(row.n_draws)),
             _fmt(row.auc_mean),
             _fmt(row.auc_std),
+            *([_fmt(row.gauc_mean)] if with_gauc else []),
             _fmt(row.logloss_mean),
             _fmt(row.delong_auc_diff, signed=True),
             format_p(row.p_ttest),
@@ -622,7 +624,7 @@ def metrics_json(tables: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, Any]
     for name, df in tabs.items():
         d = df.sort_values("scale")
         entry: dict[str, Any] = {}
-        for key in ("auc_mean", "logloss_mean", "n_draws", "p_ttest", "p_delong", "significant"):
+        for key in ("auc_mean", "gauc_mean", "logloss_mean", "n_draws", "p_ttest", "p_delong", "significant"):
             if key not in d.columns:
                 continue
             prefix = key.removesuffix("_mean")

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -80,6 +81,32 @@ def test_predictions_of_another_encoding_are_refused(tmp_path, plans, prediction
     with pytest.raises(DataVersionError, match="scaling table of d4"):
         summarise_experiment({**SUMMARY, "data_version": "fedcba9876543210"}, {"reporting": str(tmp_path)}, MERGING,
                              LR, table, {"registered": []}, ensembles=(single,))
+
+
+def test_user_field_adds_group_auc_to_the_table_and_report(tmp_path, plans, predictions) -> None:
+    import pyarrow as pa
+
+    from ttsctr.metrics import group_auc, roc_auc
+
+    single, _ = plans
+    test = load_member_pool(predictions["d4"], "test", single)
+    users = np.arange(test.n_rows) % 37  # 37 users, each with both classes
+    model_input = tmp_path / "model_input"
+    model_input.mkdir()
+    pq.write_table(pa.table({"label": test.labels.astype(np.int8), "user_id": users.astype(np.int32)}),
+                   model_input / "test.parquet")
+    summary = {**SUMMARY, "model_input_dir": str(model_input)}
+    merging = {**MERGING, "user_fields": {"synthetic": "user_id"}}
+    table = merge_ensemble(summary, merging, {"reporting": str(tmp_path)}, LR, *predictions["d4"], ensemble=single)
+    whole = merge_pool(test)
+    assert table.loc[2, "gauc_mean"] == pytest.approx(group_auc(test.labels, whole, users), rel=1e-12)
+    singles = [group_auc(test.labels, 1 / (1 + np.exp(-test.logits[:, j])), users) for j in range(4)]
+    assert table.loc[0, "gauc_1x"] == pytest.approx(np.mean(singles), rel=1e-12)
+    assert table.loc[2, "gauc_mean"] != pytest.approx(roc_auc(test.labels, whole))  # per-user, not pooled
+    assert "GAUC↑" in (tmp_path / "synthetic" / "d4" / "scaling.md").read_text()
+    with pytest.raises(ConfigError, match="no column 'uid' for the group AUC"):
+        merge_ensemble(summary, {**MERGING, "user_fields": {"synthetic": "uid"}}, {"reporting": str(tmp_path)}, LR,
+                       *predictions["d4"], ensemble=single)
 
 
 def test_grouped_node_uses_the_baseline_members_as_1x(tmp_path, plans, predictions) -> None:

@@ -8,6 +8,7 @@ its members and one Parquet file per split (``row_index``, ``label``, ``<member>
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from ttsctr.errors import ConfigError
 from ttsctr.experiment import EnsemblePlan
 from ttsctr.merging.pool import MemberPool
 
-__all__ = ["load_member_pool"]
+__all__ = ["load_member_pool", "split_groups"]
 
 
 def load_member_pool(manifests: list[dict[str, Any]], split: str, ensemble: EnsemblePlan) -> MemberPool:
@@ -51,3 +52,20 @@ def load_member_pool(manifests: list[dict[str, Any]], split: str, ensemble: Ense
         family_of_member=np.asarray(families),
         member_names=tuple(names),
     )
+
+
+def split_groups(model_input_dir: str | Path, manifest: dict[str, Any], split: str, field: str) -> np.ndarray:
+    """The ``field`` ids (e.g. ``user_id``) of the rows of ``manifest``'s ``split`` predictions, in
+    their order: the encoded split's column, indexed by the predictions' ``row_index``. Group AUC
+    needs them; the prediction files keep only row indices and labels."""
+    path = Path(model_input_dir) / f"{split}.parquet"
+    names = pq.read_schema(path).names
+    if field not in names:
+        raise ConfigError(f"{path}: no column {field!r} for the group AUC (tts.merging.user_fields); "
+                          f"columns: {names[:12]}")
+    ids = pq.read_table(path, columns=[field]).column(field).to_numpy()
+    rows = pq.read_table(manifest["files"][split], columns=["row_index"]).column("row_index").to_numpy()
+    if rows.size and (rows.min() < 0 or rows.max() >= ids.size):
+        raise ConfigError(f"{manifest['files'][split]}: row_index beyond the {ids.size} rows of {path}")
+    return ids[rows]
+

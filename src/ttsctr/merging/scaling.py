@@ -18,7 +18,7 @@ from ttsctr.merging.diversity import MemberDiversity, member_diversity
 from ttsctr.merging.pool import MemberPool, _check_seed, _draw_groups, _Evaluator, distinct_draws
 from ttsctr.merging.rules import MergeRule, get_rule
 from ttsctr.merging.significance import delong_components, delong_contrast, ttest_two_sided
-from ttsctr.metrics import log_loss
+from ttsctr.metrics import group_auc, log_loss
 
 __all__ = ["SCALING_COLUMNS", "scaling_table"]
 
@@ -112,6 +112,7 @@ def scaling_table(
     diversity_pool: MemberPool | None = None,
     equal_var: bool = False,
     name: str = "",
+    groups: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Scaling of merged ensembles (Tables 1–3): one row per scale, ascending.
 
@@ -161,6 +162,11 @@ def scaling_table(
     noise, not whether another set of seeds would reproduce it (that is what ``p_ttest``
     attempts with too few, overlapping draws).
 
+    ``groups`` (``(N,)`` user ids of the rows, e.g. MovieLens ``user_id``) adds ``gauc_mean`` and
+    ``gauc_1x``: the group AUC (:func:`ttsctr.metrics.group_auc`, impression-weighted mean of
+    per-user AUC, single-class users skipped) averaged over the same distinct ensembles, and over
+    the 1× units.
+
     Cost: one merge (O(N K)), one AUC sort and three midrank sorts (O(N log N)) per distinct
     ensemble and per unit; diversity O(M^2 N).
     """
@@ -203,6 +209,10 @@ def scaling_table(
                 f"({diversity_pool.n_members} vs {pool.n_members} members)"
             )
 
+    if groups is not None:
+        groups = np.asarray(groups).reshape(-1)
+        if groups.shape[0] != pool.n_rows:
+            raise ConfigError(f"scaling_table: {groups.shape[0]} group ids for {pool.n_rows} rows")
     ev = _Evaluator(pool, r)
     ref_pool = pool if reference is None else reference
     ref_ev = ev if reference is None else _Evaluator(reference, r)
@@ -211,13 +221,23 @@ def scaling_table(
     auc_1x = float(np.mean(ones.aucs))
     diversity: MemberDiversity = member_diversity(diversity_pool if diversity_pool is not None else pool, name=name)
 
+    def gauc(evaluator: _Evaluator, group_sets: Sequence[np.ndarray]) -> float:
+        return float(np.mean([group_auc(evaluator.labels, evaluator.merged(np.asarray(g)), groups) for g in group_sets]))
+
+    gauc_1x = gauc(ref_ev, units) if groups is not None else None
+    gaucs: list[float] = []
     nan = float("nan")
     rows = []
     for s in sorted(int(x) for x in scales):
         if reference is None and s == pool.unit_scale:
             scored, tested = ones, False  # the 1x sample itself: every unit, not `draws` draws
+            if groups is not None:
+                gaucs.append(gauc_1x)
         else:
-            scored, tested = _Scored(ev, list(distinct_draws(_draw_groups(pool, s, draws, seed)))), True
+            sets = list(distinct_draws(_draw_groups(pool, s, draws, seed)))
+            scored, tested = _Scored(ev, sets), True
+            if groups is not None:
+                gaucs.append(gauc(ev, sets))
         auc_m, auc_s = _mean_std(scored.aucs)
         ll_m, ll_s = _mean_std(scored.lls)
         if tested:
@@ -248,6 +268,9 @@ def scaling_table(
             )
         )
     df = pd.DataFrame(rows, columns=list(SCALING_COLUMNS)).astype(_DTYPES)
+    if groups is not None:
+        df["gauc_mean"] = np.asarray(gaucs, dtype=np.float64)
+        df["gauc_1x"] = float(gauc_1x)
     df.attrs.update(
         {
             "name": name,

@@ -21,7 +21,7 @@ from ttsctr.data.version import require_same_version
 from ttsctr.errors import ConfigError
 from ttsctr.experiment import EnsemblePlan, check_baseline, ensemble_description
 from ttsctr.merging import scaling_table
-from ttsctr.merging.predictions import load_member_pool
+from ttsctr.merging.predictions import load_member_pool, split_groups
 from ttsctr.reporting import ensemble_markdown, logistic_numbers, scaling_plot
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,12 @@ def merge_ensemble(model_input_summary: dict[str, Any], merging: dict[str, Any],
     if baseline is not None:
         check_baseline(ensemble, baseline)
         reference = load_member_pool(ref, split, baseline)
+    user_field = (merging.get("user_fields") or {}).get(dataset)
+    groups = (split_groups(model_input_summary["model_input_dir"], own[0], split, user_field)
+              if user_field else None)
     table = scaling_table(pool, scales=ensemble.scales, draws=ensemble.draws, seed=int(merging.get("seed", 0)),
                           rule=ensemble.merge_rule, alpha=float(merging.get("alpha", 0.05)),
-                          reference=reference, diversity_pool=valid, name=ensemble.name)
+                          reference=reference, diversity_pool=valid, name=ensemble.name, groups=groups)
     # the same draws on the validation split: the valid_auc of every scale (MLflow's runs compare it)
     valid_table = scaling_table(valid, scales=ensemble.scales, draws=ensemble.draws, seed=int(merging.get("seed", 0)),
                                 rule=ensemble.merge_rule, alpha=float(merging.get("alpha", 0.05)), name=ensemble.name)

@@ -126,6 +126,7 @@ def _scale_metrics(row: dict[str, Any], groups: list[dict[str, Any]]) -> dict[st
     return tracking.finite_metrics({
         "scale": row["scale"], "members": row["n_members"], "n_draws": row["n_draws"],
         "test_auc": row["auc_mean"], "test_auc_std": row["auc_std"], "test_logloss": row["logloss_mean"],
+        "test_gauc": row.get("gauc_mean"),  # datasets with a user field only
         "valid_auc": row.get("valid_auc"), "auc_1x": row["auc_1x"], "delong_auc_diff": row["delong_auc_diff"],
         "p_delong": row["p_delong"], "p_ttest": row["p_ttest"], "significant": bool(row["significant"]),
         "pairwise_r": row["pairwise_r"], "pairwise_js": row["pairwise_js"],
