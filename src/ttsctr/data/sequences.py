@@ -774,3 +774,33 @@ def from_frame(df: pd.DataFrame, content: np.ndarray, config: SequenceConfig | N
         user_seq_ts=block("user_seq_ts", config.user_len, np.int64, required=False),
         cand_seq_ts=block("cand_seq_ts", config.candidate_len, np.int64, required=False),
     )
+
+
+def sequence_inputs(data: SequenceData) -> tuple[Any, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The model-side view of ``data``: a :class:`~ttsctr.features.SequenceFeatureSpec` and, per
+    split (``train``, ``validation``, ``test``), ``(x, y)`` with ``x`` int32 global ids in the
+    spec's column order (the non-behavioural fields, then ``user_seq``, then ``cand_seq`` slots,
+    item ``i`` of a slot = slot offset + ``i``, padding = the offset) and ``y`` float32 labels.
+
+    Every backbone of the registry trains on it through the usual trainer: the sequence backbones
+    (``est``, ``seq_mean_pool``) read the slots as sequences, the tabular ones as fields.
+    """
+    from ttsctr.features import SequenceFeatureSpec
+
+    names = list(data.fields)
+    missing = [n for n in names if n not in data.field_sizes]
+    if missing:
+        raise ConfigError(f"sequence_inputs: no vocabulary size for fields {missing}")
+    length, k = data.user_seq.shape[1], data.cand_seq.shape[1]
+    slots = [f"user_seq_{i}" for i in range(length)] + [f"cand_seq_{i}" for i in range(k)]
+    sizes = [int(data.field_sizes[n]) for n in names] + [data.n_items + 1] * (length + k)
+    spec = SequenceFeatureSpec(tuple(names + slots), tuple(sizes), num_context_fields=len(names), user_len=length,
+                               candidate_len=k, content=data.content)
+    offsets = np.asarray(spec.offsets, dtype=np.int64)
+    local = np.concatenate([np.stack([data.fields[n] for n in names], axis=1), data.user_seq, data.cand_seq], axis=1)
+    x = (local.astype(np.int64) + offsets[None, :]).astype(np.int32)
+    out = {}
+    for code, split in enumerate(("train", "validation", "test")):
+        rows = data.split == code
+        out[split] = (np.ascontiguousarray(x[rows]), data.label[rows].astype(np.float32))
+    return spec, out

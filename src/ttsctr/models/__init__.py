@@ -8,5 +8,7 @@ from ttsctr.models.registry import available_models, build_model, get_entry, mod
 from ttsctr.models import dcn, dcnv2, deepfm, finalmlp, fnn, ipnn, lr, rankmixer, wukong  # noqa: F401
 # Width-scaling models (Multi-Embed, D-MoE) build the backbones above as their experts.
 from ttsctr.models import dmoe, multi_embed  # noqa: F401
+# Behaviour-sequence backbones (inputs="sequence": built from a SequenceFeatureSpec).
+from ttsctr.models import est  # noqa: F401
 
 __all__ = ["CTRModel", "ModelConfig", "available_models", "build_model", "get_entry", "model_config", "register_model"]

@@ -68,7 +68,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ttsctr.errors import ConfigError, DataFormatError
-from ttsctr.features import FeatureSpec
+from ttsctr.features import FeatureSpec, SequenceFeatureSpec
 from ttsctr.flops import ModelCost, count_parameters, random_ids
 from ttsctr.layers.mlp import MLP
 from ttsctr.layers.sequence_attention import (
@@ -80,6 +80,7 @@ from ttsctr.layers.sequence_attention import (
     csa_weights,
 )
 from ttsctr.models.base import CTRModel, ModelConfig
+from ttsctr.models.registry import register_model
 
 ATTENTIONS = ("est", "full", "lca_only")
 
@@ -402,3 +403,58 @@ def est_cost(model: SequenceCTRModel, batch: torch.Tensor | None = None, *, batc
     dense, embedding = count_parameters(model)
     flops_per_row = counter.get_total_flops() / batch.shape[0]
     return ModelCost(dense_params=dense, embedding_params=embedding, flops_per_row=flops_per_row)
+
+
+# ----------------------------------------------------------------------------- registry members
+
+
+def layout_of(spec: SequenceFeatureSpec) -> SequenceLayout:
+    """The model-side layout of a :class:`~ttsctr.features.SequenceFeatureSpec`."""
+    if not isinstance(spec, SequenceFeatureSpec):
+        raise ConfigError(f"a sequence backbone needs a SequenceFeatureSpec (fields N, then behaviour slots); got "
+                          f"{type(spec).__name__} with fields {list(spec.field_names[:5])}")
+    return SequenceLayout(spec.num_context_fields, spec.user_len, spec.candidate_len, spec.n_items,
+                          torch.as_tensor(spec.content, dtype=torch.float32))
+
+
+class _SpecIds:
+    """Mixin of the registered sequence backbones: built from a ``SequenceFeatureSpec`` like every
+    registry model (``build_model(name, spec)``), fed the trainer's global ids; the behaviour
+    slots' ids become item indices (id − slot offset) before the model sees them."""
+
+    def _init_from_spec(self, spec: SequenceFeatureSpec) -> None:
+        self.spec = spec  # the group's view: every column of x is a field
+        self.register_buffer("slot_offsets", torch.tensor(spec.slot_offsets, dtype=torch.long), persistent=False)
+
+    def _items(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[1] != self.spec.num_fields:
+            raise ConfigError(f"{type(self).__name__}: input has shape {tuple(x.shape)}; expected (batch, "
+                              f"{self.spec.num_fields}) for fields {list(self.spec.field_names[:4])}, ...")
+        f = self.spec.num_context_fields
+        return torch.cat([x[:, :f], x[:, f:] - self.slot_offsets], dim=1)
+
+
+@register_model("est", presets=PRESETS, inputs="sequence")
+class ESTBackbone(_SpecIds, EST):
+    """EST from a ``SequenceFeatureSpec`` (the registry's ``est``): global ids in, (B,) logits out."""
+
+    def __init__(self, spec: FeatureSpec, config: ESTConfig) -> None:
+        layout = layout_of(spec)
+        super().__init__(spec.context_spec(), config, layout)
+        self._init_from_spec(spec)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return super().embed(self._items(x))
+
+
+@register_model("seq_mean_pool", presets=MEAN_POOL_PRESETS, inputs="sequence")
+class MeanPoolBackbone(_SpecIds, MeanPoolMLP):
+    """The mean-pooling baseline from a ``SequenceFeatureSpec`` (the registry's ``seq_mean_pool``)."""
+
+    def __init__(self, spec: FeatureSpec, config: MeanPoolMLPConfig) -> None:
+        layout = layout_of(spec)
+        super().__init__(spec.context_spec(), config, layout)
+        self._init_from_spec(spec)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return super().embed(self._items(x))

@@ -15,18 +15,27 @@ from ttsctr.features import FeatureSpec
 from ttsctr.models.base import CTRModel, ModelConfig
 
 
+INPUT_KINDS = ("tabular", "sequence")
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
     model_class: type[CTRModel]
     presets: Mapping[str, ModelConfig]
+    # "tabular": reads any FeatureSpec's ids as fields; "sequence": needs a SequenceFeatureSpec
+    # (non-behavioural fields, then behaviour-sequence slots, ttsctr.features)
+    inputs: str = "tabular"
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, presets: Mapping[str, ModelConfig]) -> Callable[[type[CTRModel]], type[CTRModel]]:
+def register_model(name: str, presets: Mapping[str, ModelConfig], *, inputs: str = "tabular"
+                   ) -> Callable[[type[CTRModel]], type[CTRModel]]:
     key = name.lower()
+    if inputs not in INPUT_KINDS:
+        raise ConfigError(f"model {name!r}: inputs must be one of {INPUT_KINDS}, got {inputs!r}")
 
     def wrap(cls: type[CTRModel]) -> type[CTRModel]:
         if key in _REGISTRY:
@@ -34,21 +43,23 @@ def register_model(name: str, presets: Mapping[str, ModelConfig]) -> Callable[[t
         for preset, cfg in presets.items():
             if not isinstance(cfg, cls.config_class):
                 raise ConfigError(f"{name} preset {preset!r} is not a {cls.config_class.__name__}")
-        _REGISTRY[key] = ModelEntry(key, cls, dict(presets))
+        _REGISTRY[key] = ModelEntry(key, cls, dict(presets), inputs)
         return cls
 
     return wrap
 
 
-def available_models() -> list[str]:
-    return sorted(_REGISTRY)
+def available_models(inputs: str | None = "tabular") -> list[str]:
+    """Registered model names: the tabular backbones (default), ``inputs="sequence"`` the
+    behaviour-sequence backbones (EST), ``None`` every model."""
+    return sorted(k for k, e in _REGISTRY.items() if inputs is None or e.inputs == inputs)
 
 
 def get_entry(name: str) -> ModelEntry:
     try:
         return _REGISTRY[str(name).lower()]
     except KeyError:
-        raise ConfigError(f"unknown model {name!r}; available models: {', '.join(available_models())}") from None
+        raise ConfigError(f"unknown model {name!r}; available models: {', '.join(available_models(None))}") from None
 
 
 def model_config(name: str, preset: str = "default", **overrides: Any) -> ModelConfig:

@@ -7,6 +7,8 @@ per-epoch resume state of :func:`ttsctr.training.train` lives in ``TRAIN_STATE_F
 
 from __future__ import annotations
 
+import hashlib
+
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -14,7 +16,7 @@ import torch
 
 from ttsctr.data.io import atomic_file
 from ttsctr.errors import ConfigError, DataFormatError
-from ttsctr.features import FeatureSpec
+from ttsctr.features import FeatureSpec, SequenceFeatureSpec
 from ttsctr.training.group import GroupModel, MemberSpec, build_group
 
 __all__ = ["save_group", "load_group", "checkpoint_data_version", "atomic_save", "TRAIN_STATE_FILE", "GROUP_FORMAT", "TRAIN_STATE_FORMAT"]
@@ -31,11 +33,32 @@ def atomic_save(obj: Any, path: Path) -> None:
 
 
 def spec_dict(spec: FeatureSpec) -> dict[str, Any]:
-    return {"field_names": list(spec.field_names), "vocab_sizes": [int(v) for v in spec.vocab_sizes]}
+    out: dict[str, Any] = {"field_names": list(spec.field_names), "vocab_sizes": [int(v) for v in spec.vocab_sizes]}
+    if isinstance(spec, SequenceFeatureSpec):  # the frozen content vectors travel with the checkpoint
+        out["sequence"] = {"num_context_fields": spec.num_context_fields, "user_len": spec.user_len,
+                           "candidate_len": spec.candidate_len, "content": torch.from_numpy(spec.content.copy())}
+    return out
+
+
+def spec_identity(spec: FeatureSpec) -> dict[str, Any]:
+    """:func:`spec_dict` with the content vectors replaced by their SHA-256: comparable with ``==``
+    (what a resumed training run checks)."""
+    out = spec_dict(spec)
+    if "sequence" in out:
+        content = out["sequence"]["content"].numpy()
+        out["sequence"] = {**out["sequence"], "content": hashlib.sha256(content.tobytes()).hexdigest()}
+    return out
 
 
 def spec_from_dict(d: Mapping[str, Any]) -> FeatureSpec:
-    return FeatureSpec(field_names=tuple(d["field_names"]), vocab_sizes=tuple(int(v) for v in d["vocab_sizes"]))
+    names, sizes = tuple(d["field_names"]), tuple(int(v) for v in d["vocab_sizes"])
+    seq = d.get("sequence")
+    if seq:
+        content = seq["content"]
+        return SequenceFeatureSpec(names, sizes, num_context_fields=int(seq["num_context_fields"]),
+                                   user_len=int(seq["user_len"]), candidate_len=int(seq["candidate_len"]),
+                                   content=content.numpy() if isinstance(content, torch.Tensor) else content)
+    return FeatureSpec(field_names=names, vocab_sizes=sizes)
 
 def check_group(group: Any) -> GroupModel:
     if not isinstance(group, GroupModel):

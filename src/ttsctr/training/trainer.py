@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from ttsctr.errors import ConfigError, DataFormatError
 from ttsctr.layers.embedding import FeatureEmbedding
 from ttsctr.metrics import log_loss, roc_auc
-from ttsctr.training.checkpoint import TRAIN_STATE_FILE, TRAIN_STATE_FORMAT, atomic_save, check_group, spec_dict
+from ttsctr.training.checkpoint import TRAIN_STATE_FILE, TRAIN_STATE_FORMAT, atomic_save, check_group, spec_identity
 from ttsctr.training.config import TrainConfig
 from ttsctr.training.group import GroupModel, group_loss, merged_probability
 from ttsctr.training.inputs import (
@@ -257,7 +257,7 @@ class _Trainer:
         g = self.group
         return {
             "members": [m.to_dict() for m in g.member_specs] if g.member_specs is not None else None,
-            "spec": spec_dict(g.spec),
+            "spec": spec_identity(g.spec),
             "shapes": {k: list(v.shape) for k, v in g.state_dict().items()},
             "config": self.config.trajectory(),
             "train": self.tr.fingerprint,
