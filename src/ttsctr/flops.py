@@ -87,18 +87,22 @@ def _find_spec(model: nn.Module) -> FeatureSpec:
     )
 
 
-def model_cost(model: nn.Module, batch_size: int = 16, *, spec: FeatureSpec | None = None) -> ModelCost:
-    """Parameters and measured forward FLOPs per row of ``model`` on random valid ids.
+def model_cost(model: nn.Module, batch_size: int = 16, *, spec: FeatureSpec | None = None,
+               batch: torch.Tensor | None = None) -> ModelCost:
+    """Parameters and measured forward FLOPs per row of ``model`` on random valid ids (or on
+    ``batch`` when given: models whose rows are not plain field ids).
 
     ``spec`` defaults to the ``spec`` attribute of the model or of its first submodule that
     has one. The pass runs in eval mode under ``no_grad`` (so batch-norm statistics are not
     touched) and every module's train/eval flag is restored afterwards.
     """
-    if batch_size < 1:
-        raise ConfigError(f"model_cost: batch_size must be >= 1, got {batch_size}")
-    spec = spec if spec is not None else _find_spec(model)
+    if batch is None:
+        if batch_size < 1:
+            raise ConfigError(f"model_cost: batch_size must be >= 1, got {batch_size}")
+        batch = random_ids(spec if spec is not None else _find_spec(model), batch_size)
+    batch_size = batch.shape[0]
     first = next(model.parameters(), None)
-    ids = random_ids(spec, batch_size).to(first.device if first is not None else "cpu")
+    ids = batch.to(first.device if first is not None else "cpu")
     modes = {module: module.training for module in model.modules()}
     counter = FlopCounterMode(display=False)
     try:

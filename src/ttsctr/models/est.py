@@ -65,11 +65,10 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from ttsctr.errors import ConfigError, DataFormatError
 from ttsctr.features import FeatureSpec, SequenceFeatureSpec
-from ttsctr.flops import ModelCost, count_parameters, random_ids
+from ttsctr.flops import ModelCost, count_parameters, model_cost, random_ids
 from ttsctr.layers.mlp import MLP
 from ttsctr.layers.sequence_attention import (
     ContentSparseAttention,
@@ -389,20 +388,7 @@ def est_cost(model: SequenceCTRModel, batch: torch.Tensor | None = None, *, batc
         if batch_size < 1:
             raise ConfigError(f"est_cost: batch_size must be >= 1, got {batch_size}")
         batch = random_sequence_batch(model.spec, model.layout, batch_size)
-    first = next(model.parameters(), None)
-    batch = batch.to(first.device if first is not None else "cpu")
-    modes = {module: module.training for module in model.modules()}
-    counter = FlopCounterMode(display=False)
-    try:
-        model.eval()
-        with torch.no_grad(), counter:
-            model(batch)
-    finally:
-        for module, training in modes.items():
-            module.training = training
-    dense, embedding = count_parameters(model)
-    flops_per_row = counter.get_total_flops() / batch.shape[0]
-    return ModelCost(dense_params=dense, embedding_params=embedding, flops_per_row=flops_per_row)
+    return model_cost(model, batch=batch)
 
 
 # ----------------------------------------------------------------------------- registry members
