@@ -50,7 +50,7 @@ def main() -> int:
     from ttsctr.baselines import fit_logistic_regression
     from ttsctr.data.sequences import SequenceConfig, build_movielens_sequences, read_movielens, sequence_inputs
     from ttsctr.flops import model_cost
-    from ttsctr.merging import MemberPool, scaling_table
+    from ttsctr.merging import MemberPool, scaling_table, sigmoid
     from ttsctr.metrics import group_auc, log_loss, roc_auc
     from ttsctr.training import MemberSpec, TrainConfig, build_group, predict_logits, train
 
@@ -80,7 +80,7 @@ def main() -> int:
         p = predict_logits(group, cut(splits["test"][0]))[:, 0]
         logits[label] = p
         flops = model_cost(group.members[0]).flops_per_row
-        rows.append((label, roc_auc(y, p), group_auc(y, p, users), log_loss(y, 1 / (1 + np.exp(-p))), flops,
+        rows.append((label, roc_auc(y, p), group_auc(y, p, users), log_loss(y, sigmoid(p)), flops,
                      time.perf_counter() - t))
         print(f"  {label}: AUC {rows[-1][1]:.4f}, {rows[-1][5]:.0f} s", flush=True)
 

@@ -22,17 +22,16 @@ from typing import Any
 import numpy as np
 
 from ttsctr.errors import ConfigError
+from ttsctr.merging.diversity import _check_probs_1d
 from ttsctr.metrics import overlap_area
 
-__all__ = ["class_moments", "histogram_js", "overlap", "separation", "sharpness"]
+__all__ = ["class_moments", "distribution_statistics", "histogram_js", "overlap", "separation", "sharpness"]
 
 
 def _probabilities(name: str, probs: Any) -> np.ndarray:
-    p = np.asarray(probs, dtype=np.float64).ravel()
+    p = _check_probs_1d(name, probs)  # NaN fails its range check too
     if p.size == 0:
         raise ConfigError(f"{name}: no predictions")
-    if np.isnan(p).any() or p.min() < 0 or p.max() > 1:
-        raise ConfigError(f"{name}: predictions must be probabilities in [0, 1] without NaN")
     return p
 
 
@@ -59,7 +58,11 @@ def separation(probs: Any, labels: Any) -> float:
     Both classes without spread: ``0`` when their means are equal (all predictions equal: no
     separation at all), ``±inf`` otherwise (a perfect, constant-per-class prediction).
     """
-    mp, sp, mn, sn = class_moments(probs, labels)
+    return _separation(class_moments(probs, labels))
+
+
+def _separation(moments: tuple[float, float, float, float]) -> float:
+    mp, sp, mn, sn = moments
     spread = float(np.sqrt(sp * sp + sn * sn))
     if spread == 0.0:
         return 0.0 if mp == mn else float(np.copysign(np.inf, mp - mn))
@@ -68,7 +71,11 @@ def separation(probs: Any, labels: Any) -> float:
 
 def sharpness(probs: Any, labels: Any) -> float:
     """Eq. 15: ``(1/σ₊ + 1/σ₋) / 2``; a class without spread gives ``inf``."""
-    _, sp, _, sn = class_moments(probs, labels)
+    return _sharpness(class_moments(probs, labels))
+
+
+def _sharpness(moments: tuple[float, float, float, float]) -> float:
+    _, sp, _, sn = moments
     with np.errstate(divide="ignore"):
         return float(0.5 * (np.float64(1.0) / sp + np.float64(1.0) / sn))
 
@@ -77,10 +84,20 @@ def overlap(probs: Any, labels: Any, bins: int = 100) -> float:
     """Overlap area of the positive and negative score histograms on ``bins`` equal-width bins
     of ``[0, 1]`` (1 = the classes are indistinguishable, 0 = no bin holds both)."""
     class_moments(probs, labels)  # same checks and errors as the other statistics
+    return _overlap(probs, labels, bins)
+
+
+def _overlap(probs: Any, labels: Any, bins: int) -> float:
     try:
         return overlap_area(np.asarray(probs, dtype=np.float64), np.asarray(labels), bins=bins)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def distribution_statistics(probs: Any, labels: Any, bins: int = 100) -> tuple[float, float, float]:
+    """``(separation, sharpness, overlap)`` of one prediction, its class moments computed once."""
+    moments = class_moments(probs, labels)
+    return _separation(moments), _sharpness(moments), _overlap(probs, labels, bins)
 
 
 def _entropy(p: np.ndarray) -> float:

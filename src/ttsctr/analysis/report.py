@@ -9,10 +9,9 @@ import pandas as pd
 from PIL import Image
 
 from ttsctr.baselines.report import markdown_table
-from ttsctr.experiment import ensemble_description
 from ttsctr.reporting import format_p
 
-__all__ = ["analysis_markdown", "ensemble_description", "log_analysis"]  # ensemble_description re-exported
+__all__ = ["analysis_markdown", "log_analysis"]
 
 
 def _scale_summary(stats: pd.DataFrame) -> pd.DataFrame:

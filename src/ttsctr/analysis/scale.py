@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ttsctr.analysis.distribution import histogram_js, overlap, separation, sharpness
+from ttsctr.analysis.distribution import distribution_statistics, histogram_js, separation
 from ttsctr.errors import ConfigError
-from ttsctr.merging import MemberPool, MergeRule, _check_seed, _draw_groups, _Evaluator, _get_rule, distinct_draws
+from ttsctr.merging import MemberPool, MergeRule, _check_seed, _draw_groups, _Evaluator, distinct_draws, get_rule
 from ttsctr.merging.diversity import _mean_offdiag, js_divergence, pairwise_js
 from ttsctr.metrics import roc_auc
 
@@ -55,7 +55,7 @@ def scale_statistics(
     pairwise Bernoulli JS divergence of the draw's members (NaN for one member); ``overlap`` the
     overlap area on ``bins`` bins.
     """
-    r = _get_rule(rule)
+    r = get_rule(rule)
     for s in scales:
         pool._check_scale(s)
     ev = _Evaluator(pool, r)
@@ -66,8 +66,8 @@ def scale_statistics(
         for d, gids in enumerate(distinct_draws(_draw_groups(pool, s, draws, seed))):
             members = np.sort(np.concatenate([pool.groups[g] for g in gids]))
             p = ev.merged(np.asarray(gids))
-            rows.append((s, d, int(members.size), gsize, roc_auc(pool.labels, p), separation(p, pool.labels),
-                         sharpness(p, pool.labels), overlap(p, pool.labels, bins), _mean_offdiag(js, members)))
+            rows.append((s, d, int(members.size), gsize, roc_auc(pool.labels, p),
+                         *distribution_statistics(p, pool.labels, bins), _mean_offdiag(js, members)))
     return pd.DataFrame(rows, columns=SCALE_COLUMNS)
 
 
@@ -87,7 +87,7 @@ def pair_statistics(
     pair's value minus the mean of the two units' values. All pairs, or a seeded sample of
     ``max_pairs`` of them.
     """
-    r = _get_rule(rule)
+    r = get_rule(rule)
     seed = _check_seed(seed)
     if pool.n_groups < 2:
         raise ConfigError(f"pair_statistics: the pool has {pool.n_groups} training unit; need at least 2")

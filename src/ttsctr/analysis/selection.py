@@ -24,7 +24,7 @@ import pandas as pd
 
 from ttsctr.analysis.distribution import separation
 from ttsctr.errors import ConfigError
-from ttsctr.merging import MemberPool, MergeRule, _check_seed, _Evaluator, _get_rule
+from ttsctr.merging import MemberPool, MergeRule, _check_seed, _Evaluator, get_rule
 from ttsctr.merging.diversity import _mean_offdiag, pairwise_js
 from ttsctr.metrics import log_loss, roc_auc
 
@@ -44,6 +44,7 @@ __all__ = [
 
 SELECTION_STRATEGIES = ("greedy", "top_auc", "diversity_js", "random", "exhaustive")
 DEFAULT_STRATEGIES = ("greedy", "top_auc", "diversity_js", "random")
+_NESTED = ("greedy", "top_auc", "diversity_js")  # strategies whose k picks are the first k of a larger budget
 CHOICE_COLUMNS = ["strategy", "k", "draw", "members", "selection_auc"]
 SELECTION_COLUMNS = [*CHOICE_COLUMNS, "auc", "logloss", "separation", "js_diversity"]
 
@@ -110,7 +111,7 @@ def select_members(
     check_selectable(pool, "select_members")
     m = pool.n_members
     k = _check_k(k, m)
-    r = _get_rule(rule)
+    r = get_rule(rule)
     seed = _check_seed(seed)
     y = pool.labels
 
@@ -200,12 +201,16 @@ def choose_members(
         raise ConfigError("no selection budgets ks given")
     if isinstance(random_draws, bool) or not isinstance(random_draws, (int, np.integer)) or random_draws < 1:
         raise ConfigError(f"random_draws must be a positive integer, got {random_draws!r}")
-    r = _get_rule(rule)
+    r = get_rule(rule)
     seed = _check_seed(seed)
     js = pairwise_js(selection.probabilities()) if "diversity_js" in strategies else None
     ev = _Evaluator(MemberPool(selection.logits, selection.labels), r)
     rows = []
     for strategy in strategies:
+        # greedy, top_auc and diversity_js (k >= 2) pick in order: a budget's choice is the first k
+        # picks of the largest budget's, computed once
+        order = (select_members(selection, ks[-1], strategy, seed=seed, rule=r, js_matrix=js)
+                 if strategy in _NESTED else None)
         for k in ks:
             if strategy == "exhaustive" and math.comb(selection.n_members, k) > exhaustive_limit:
                 log.info("exhaustive selection skipped at k=%d: C(%d, %d) = %d subsets > exhaustive_limit %d",
@@ -213,8 +218,11 @@ def choose_members(
                 continue
             seen: set[tuple[int, ...]] = set()
             for draw in range(random_draws if strategy == "random" else 1):
-                idx = select_members(selection, k, strategy, seed=seed + draw, rule=r,
-                                     exhaustive_limit=exhaustive_limit, js_matrix=js)
+                if order is not None and not (strategy == "diversity_js" and k == 1):
+                    idx = order[:k]
+                else:
+                    idx = select_members(selection, k, strategy, seed=seed + draw, rule=r,
+                                         exhaustive_limit=exhaustive_limit, js_matrix=js)
                 key = tuple(sorted(int(i) for i in idx))
                 if key in seen:  # the same ensemble again (always at k = M): one draw, counted once
                     continue
@@ -236,7 +244,7 @@ def score_selections(choices: pd.DataFrame, evaluation: MemberPool, rule: str | 
     if not isinstance(evaluation, MemberPool):
         raise ConfigError(f"score_selections: evaluation must be a MemberPool, got {type(evaluation).__name__}")
     index = {n: i for i, n in enumerate(evaluation.member_names)}
-    r = _get_rule(rule)
+    r = get_rule(rule)
     ev = _Evaluator(MemberPool(evaluation.logits, evaluation.labels), r)
     js = pairwise_js(evaluation.probabilities())
     scored = []

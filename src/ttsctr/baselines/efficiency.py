@@ -63,6 +63,7 @@ from ttsctr.training.checkpoint import spec_dict, spec_from_dict
 from ttsctr.training.config import TrainConfig
 from ttsctr.training.group import GroupModel, MemberSpec, build_group, merged_probability
 from ttsctr.training.inputs import check_x, check_y
+from ttsctr.training.trainer import _autocast
 from ttsctr.training.trainer import train as train_group
 
 __all__ = [
@@ -487,12 +488,7 @@ def _member_logits(models: Sequence[nn.Module], x: np.ndarray) -> np.ndarray:
     columns = []
     with torch.inference_mode():
         for model in models:
-            autocast = (
-                torch.autocast("cpu", dtype=torch.bfloat16)
-                if _model_precision(model) == "bf16"
-                else contextlib.nullcontext()
-            )
-            with autocast:
+            with _autocast(_model_precision(model)):
                 out = model(ids)
             out = out.float().reshape(ids.shape[0], -1)
             columns.append(out)

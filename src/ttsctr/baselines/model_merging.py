@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ttsctr.baselines.fitting import FittedGroup, Splits, fit_group, merged_test_probability, scores
+from ttsctr.baselines.fitting import Splits, fit_group, merged_test_probability, scores
 from ttsctr.baselines.weight_merging import merge_weights
 from ttsctr.baselines.settings import name_list, whole_numbers
 from ttsctr.errors import ConfigError
@@ -34,8 +34,8 @@ from ttsctr.training.group import merged_probability
 __all__ = ["model_merging_table"]
 
 
-def _merged_model_probability(groups: Sequence[FittedGroup], splits: Splits, align: bool, batch_size: int) -> np.ndarray:
-    loaded = [g.load() for g in groups]
+def _merged_model_probability(loaded: Sequence[GroupModel], splits: Splits, align: bool, batch_size: int) -> np.ndarray:
+    """Test probabilities of the weight average of ``loaded`` groups' members (merge_weights copies them)."""
     models = [group.members[0] for group in loaded]
     merged = merge_weights(models, align=align) if len(models) > 1 else models[0]
     with torch.no_grad():  # in the members' own precision, like their prediction-merging rows
@@ -49,12 +49,13 @@ def model_merging_table(splits: Splits, models: Sequence[str], counts: Sequence[
                         where: str = "model_merging") -> pd.DataFrame:
     counts = sorted(set(whole_numbers(counts, f"{where}.counts", minimum=2)))
     models = name_list(models, f"{where}.models")
-    if TrainConfig.from_dict(dict(training)).data_order == "file":
+    config = TrainConfig.from_dict(dict(training))
+    if config.data_order == "file":
         raise ConfigError(f"{where}: training data_order 'file' reads the rows in file order for every member, so "
                           "members sharing their initialisation would be identical; use data_order member or shared")
     k_max = counts[-1]
     training = {**training, "progress": False}
-    batch_size = int(training.get("eval_batch_size", 16384))
+    batch_size = config.eval_batch_size
     labels = splits.test[1]
     rows = []
     for model in models:
@@ -68,11 +69,13 @@ def model_merging_table(splits: Splits, models: Sequence[str], counts: Sequence[
                     "test_auc": s["auc"], "test_logloss": s["logloss"], "draws": 1}
 
         rows.append(row("backbone", 1, independent[0].test_probability))
+        loaded_ind, loaded_shared = [g.load() for g in independent], [g.load() for g in shared_init]  # once each
         for k in counts:
             ind, shared = independent[:k], shared_init[:k]
             rows.append(row("pred", k, merged_test_probability(ind)))
-            rows.append(row("weights", k, _merged_model_probability(ind, splits, False, batch_size)))
-            rows.append(row("weights_aligned", k, _merged_model_probability(ind, splits, True, batch_size)))
+            rows.append(row("weights", k, _merged_model_probability(loaded_ind[:k], splits, False, batch_size)))
+            rows.append(row("weights_aligned", k, _merged_model_probability(loaded_ind[:k], splits, True, batch_size)))
             rows.append(row("pred_shared_init", k, merged_test_probability(shared)))
-            rows.append(row("weights_shared_init", k, _merged_model_probability(shared, splits, False, batch_size)))
+            rows.append(row("weights_shared_init", k, _merged_model_probability(loaded_shared[:k], splits, False,
+                                                                               batch_size)))
     return pd.DataFrame(rows)

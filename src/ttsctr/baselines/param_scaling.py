@@ -42,7 +42,7 @@ from ttsctr.features import FeatureSpec
 from ttsctr.flops import model_cost
 from ttsctr.models import build_model, model_config
 
-__all__ = ["SCALING_DIMENSIONS", "ScaledConfig", "scaled_config", "scaling_plan", "dimensions_of"]
+__all__ = ["SCALING_DIMENSIONS", "ScaledConfig", "scaled_config", "scaling_plan"]
 
 Overrides = dict[str, Any]
 
@@ -119,14 +119,6 @@ SCALING_DIMENSIONS: dict[str, dict[str, tuple[Axis, ...]]] = {
 for _dims in SCALING_DIMENSIONS.values():
     _dims["both"] = (_dims.get("layers", _dims.get("depth"))[0],
                      next(axes[0] for name, axes in _dims.items() if name not in ("layers", "depth")))
-
-
-def dimensions_of(model: str) -> list[str]:
-    if model not in SCALING_DIMENSIONS:
-        raise ConfigError(
-            f"param_scaling: model {model!r} has no scaling dimensions; models: {sorted(SCALING_DIMENSIONS)}"
-        )
-    return list(SCALING_DIMENSIONS[model])
 
 
 @dataclass(frozen=True)

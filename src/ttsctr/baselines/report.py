@@ -262,7 +262,7 @@ def training_free_figure(table: pd.DataFrame, dataset: str) -> Image.Image:
 
 def efficiency_markdown(table: pd.DataFrame, dataset: str, notes: Sequence[str] = ()) -> str:
     out = [_header("Efficiency: parameter scaling vs test-time scaling (Fig. 4b–c)", dataset, notes)]
-    out.append(markdown_table(table, [c for c in table.columns if c != "dataset"],
+    out.append(markdown_table(table, [c for c in table.columns if c not in ("dataset", "data_version")],
                               {"seconds_per_epoch": ".2f", "latency_p50_ms": ".2f", "latency_p90_ms": ".2f",
                                "latency_mean_ms": ".2f", "flops_multiple": ".2f", "train_ratio_vs_param": ".2f",
                                "latency_ratio_vs_param": ".2f"}))

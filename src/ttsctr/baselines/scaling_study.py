@@ -149,7 +149,7 @@ def comparison_table(dataset: str, tuned: Sequence[TunedConfig], members: Mappin
     for t in tuned:
         by_model.setdefault(t.scaled.model, {}).setdefault(t.scaled.target, []).append(t)
     for model, scales in by_model.items():
-        base = next(t for t in scales.get(1.0, []))
+        base = scales[1.0][0]
         for scale, configs in sorted(scales.items()):
             best_param = max(configs, key=lambda t: t.best.result["valid_auc"])
             if scale == 1:  # every dimension's 1x is the same base study: one row

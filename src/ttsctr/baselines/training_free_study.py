@@ -28,7 +28,7 @@ from ttsctr.baselines.training_free import (
     merge_passes,
     source_matrix,
 )
-from ttsctr.training import MemberSpec
+from ttsctr.training import MemberSpec, TrainConfig
 
 __all__ = ["training_free_sources", "training_free_table"]
 
@@ -38,7 +38,7 @@ def training_free_sources(splits: Splits, model: str, training: Mapping[str, Any
                           mc_rate: float = 0.1, mc_passes: int = 8, keep_fraction: float = 0.9,
                           mask_paths: int = 8) -> dict[str, Any]:
     training = {**training, "progress": False}
-    batch = int(training.get("eval_batch_size", 16384))
+    batch = TrainConfig.from_dict(dict(training)).eval_batch_size
     naive = fit_group(splits, [MemberSpec(model, seed, preset, {"dropout": 0.0})], training, root)
     dp = fit_group(splits, [MemberSpec(model, seed, preset, {"dropout": dropout_trained_rate})], training, root)
     x = splits.test[0]

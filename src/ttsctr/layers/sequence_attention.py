@@ -16,8 +16,6 @@ scores are filled with the most negative finite float, never -inf, before the so
   batched by einsum) and ``SharedFFN`` (one FFN for every behaviour token) — §5.1.
 * ``FullSelfAttention`` — self-attention over [B; N], the paper's Full-Attention ablation
   (Table 4).
-* ``TargetAttention`` — DIN's activation unit (Zhou et al., KDD 2018), the early aggregation
-  of the hierarchical baselines.
 
 The attention blocks are pre-norm residual blocks (``x + Attn(LN(x), ...)``); the FFNs are
 plain ``(..., D) -> (..., D)`` maps and the caller adds norm and residual.
@@ -26,13 +24,11 @@ plain ``(..., D) -> (..., D)`` maps and the caller adds norm and residual.
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import torch
 from torch import nn
 
 from ttsctr.errors import ConfigError
-from ttsctr.layers.mlp import MLP
 from ttsctr.layers.rankmixer import PerTokenFFN, PerTokenLinear
 
 __all__ = [
@@ -41,7 +37,6 @@ __all__ = [
     "LightweightCrossAttention",
     "PerTokenFFN",
     "SharedFFN",
-    "TargetAttention",
     "csa_weights",
     "masked_softmax",
 ]
@@ -211,30 +206,3 @@ class FullSelfAttention(nn.Module):
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # (B, H, T, T)
         attn = masked_softmax(scores, mask[:, None, None, :])
         return x + self.output(_merge_heads(attn @ v))  # (B, T, D)
-
-
-class TargetAttention(nn.Module):
-    """DIN's activation unit (Zhou et al., "Deep Interest Network", KDD 2018): one vector per
-    sequence, weighted by its relevance to a query (the candidate).
-
-    ``a_j = MLP([q, k_j, q − k_j, q ⊙ k_j])`` (scalar), ``out = Σ_j a_j k_j`` over real
-    behaviours. As in DIN the weights are not normalised (``softmax=False``), so the output
-    keeps the intensity of the interest; ``softmax=True`` normalises them over the real
-    behaviours instead. Padding gets weight 0; an empty sequence gives a zero vector.
-
-    Input query (B, D), keys (B, L, D), mask (B, L) bool -> output (B, D).
-    """
-
-    def __init__(self, dim: int, hidden_units: Sequence[int] = (64, 32), *, softmax: bool = False) -> None:
-        super().__init__()
-        self.softmax = softmax
-        self.scorer = MLP(4 * dim, hidden_units, output_dim=1, dropout=None)
-
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        q = query[:, None, :].expand_as(keys)  # (B, L, D)
-        scores = self.scorer(torch.cat([q, keys, q - keys, q * keys], dim=-1)).squeeze(-1)  # (B, L)
-        if self.softmax:
-            weights = masked_softmax(scores, mask)
-        else:
-            weights = scores * mask.to(scores.dtype)
-        return (weights[:, :, None] * keys).sum(dim=1)  # (B, D)

@@ -9,7 +9,7 @@ its members and one Parquet file per split (``row_index``, ``label``, ``<member>
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -18,7 +18,16 @@ from ttsctr.errors import ConfigError
 from ttsctr.experiment import EnsemblePlan
 from ttsctr.merging.pool import MemberPool
 
-__all__ = ["load_member_pool", "split_groups"]
+__all__ = ["check_manifest_versions", "load_member_pool", "split_groups"]
+
+
+def check_manifest_versions(manifests: Sequence[dict[str, Any]], data_version: str, what: str) -> None:
+    """Refuse prediction manifests computed from another data version than ``data_version``."""
+    from ttsctr.data.version import require_same_version
+
+    for manifest in manifests:
+        require_same_version(manifest.get("data_version"), data_version, what=what,
+                             source=f"the predictions of {manifest['ensemble']}/{manifest['group']}")
 
 
 def load_member_pool(manifests: list[dict[str, Any]], split: str, ensemble: EnsemblePlan) -> MemberPool:

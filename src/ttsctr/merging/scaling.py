@@ -72,21 +72,25 @@ def _mean_std(x: np.ndarray) -> tuple[float, float]:
 
 
 class _Scored:
-    """AUCs, loglosses and the mean DeLong components of a set of merged ensembles."""
+    """AUCs, loglosses and the mean DeLong components of a set of merged ensembles, and their
+    mean group AUC when ``groups`` (per-row user ids) are given."""
 
-    def __init__(self, ev: _Evaluator, group_sets: Sequence[np.ndarray]) -> None:
-        aucs, lls = [], []
+    def __init__(self, ev: _Evaluator, group_sets: Sequence[np.ndarray], groups: np.ndarray | None = None) -> None:
+        aucs, lls, gaucs = [], [], []
         v10 = v01 = None
         for rows in group_sets:
             p = ev.merged(np.asarray(rows))
             auc, a, b = delong_components(ev.labels, p)  # midrank AUC: the same number as roc_auc, one sort
             aucs.append(float(auc[0]))
             lls.append(log_loss(ev.labels, p))
+            if groups is not None:
+                gaucs.append(group_auc(ev.labels, p, groups))
             v10 = a[0] if v10 is None else v10 + a[0]
             v01 = b[0] if v01 is None else v01 + b[0]
         k = float(len(aucs))
         self.aucs = np.asarray(aucs, dtype=np.float64)
         self.lls = np.asarray(lls, dtype=np.float64)
+        self.gauc = float(np.mean(gaucs)) if gaucs else float("nan")
         # DeLong is linear in the components: the mean AUC of k ensembles has the mean components
         self.v10 = v10 / k
         self.v01 = v01 / k
@@ -217,27 +221,19 @@ def scaling_table(
     ref_pool = pool if reference is None else reference
     ref_ev = ev if reference is None else _Evaluator(reference, r)
     units = ref_pool.unit_groups
-    ones = _Scored(ref_ev, units)
+    ones = _Scored(ref_ev, units, groups)
     auc_1x = float(np.mean(ones.aucs))
     diversity: MemberDiversity = member_diversity(diversity_pool if diversity_pool is not None else pool, name=name)
 
-    def gauc(evaluator: _Evaluator, group_sets: Sequence[np.ndarray]) -> float:
-        return float(np.mean([group_auc(evaluator.labels, evaluator.merged(np.asarray(g)), groups) for g in group_sets]))
-
-    gauc_1x = gauc(ref_ev, units) if groups is not None else None
     gaucs: list[float] = []
     nan = float("nan")
     rows = []
     for s in sorted(int(x) for x in scales):
         if reference is None and s == pool.unit_scale:
             scored, tested = ones, False  # the 1x sample itself: every unit, not `draws` draws
-            if groups is not None:
-                gaucs.append(gauc_1x)
         else:
-            sets = list(distinct_draws(_draw_groups(pool, s, draws, seed)))
-            scored, tested = _Scored(ev, sets), True
-            if groups is not None:
-                gaucs.append(gauc(ev, sets))
+            scored, tested = _Scored(ev, list(distinct_draws(_draw_groups(pool, s, draws, seed))), groups), True
+        gaucs.append(scored.gauc)
         auc_m, auc_s = _mean_std(scored.aucs)
         ll_m, ll_s = _mean_std(scored.lls)
         if tested:
@@ -270,7 +266,7 @@ def scaling_table(
     df = pd.DataFrame(rows, columns=list(SCALING_COLUMNS)).astype(_DTYPES)
     if groups is not None:
         df["gauc_mean"] = np.asarray(gaucs, dtype=np.float64)
-        df["gauc_1x"] = float(gauc_1x)
+        df["gauc_1x"] = ones.gauc
     df.attrs.update(
         {
             "name": name,

@@ -16,6 +16,7 @@ from torch import nn
 
 from ttsctr.errors import ConfigError
 from ttsctr.features import FeatureSpec
+from ttsctr.flops import count_parameters
 from ttsctr.layers.embedding import FeatureEmbedding
 
 
@@ -69,7 +70,7 @@ class CTRModel(nn.Module):
         return None
 
     def dense_parameters(self) -> int:
-        return sum(p.numel() for n, p in self.named_parameters() if not n.startswith("embedding."))
+        return count_parameters(self)[0]
 
     def embedding_parameters(self) -> int:
-        return self.embedding.weight.numel()
+        return count_parameters(self)[1]

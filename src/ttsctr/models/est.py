@@ -44,9 +44,9 @@ zeroes a sequence position's row turns it into padding. ``self.embedding_dim`` i
 packed width (as DeepFM's is D + 1); the token width is ``self.token_dim``. Variants that
 perturb embedding coordinates should touch only ``[..., :D]``.
 
-FLOPs: ``ttsctr.flops.model_cost`` draws (B, F) ids from the spec and cannot feed sequence
-columns; ``est_cost(model)`` measures the same way (FlopCounterMode, eval, no_grad) on a
-valid batch (``random_sequence_batch``) or on a batch you pass. CSA is applied as a dense
+FLOPs: the registered backbones are measured by ``ttsctr.flops.model_cost`` like every model
+(their spec's slots are fields); ``est_cost(model)`` does the same for a raw ``EST`` on a valid
+batch (``random_sequence_batch``) or on a batch you pass. CSA is applied as a dense
 matmul on its sparse-as-dense weights, so it counts 2·L²·D per layer and sequence (plus
 2·L²·d_c once for G = M Mᵀ), not the 2·L·K·D of the gather form.
 
@@ -55,8 +55,9 @@ ours (not given in the paper): 4 heads, FFN expansion 4, MLP (1024, 512, 256). `
 width 16, 2 layers, 2 heads, expansion 2, MLP (128, 64), for CPU runs. ``MEAN_POOL_PRESETS``
 give ``MeanPoolMLP`` the same widths and MLPs.
 
-Not registered in ``ttsctr.models.registry`` here: ``build_model(name, spec)`` has no way to
-pass the layout (the constructor is ``EST(spec, config, layout)``).
+Registered as ``est`` and ``seq_mean_pool`` (``inputs="sequence"``): ``ESTBackbone`` and
+``MeanPoolBackbone`` are built from a ``ttsctr.features.SequenceFeatureSpec`` and take its global
+ids, turning the slot ids into item indices; the raw classes take a ``SequenceLayout``.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ from torch import nn
 
 from ttsctr.errors import ConfigError, DataFormatError
 from ttsctr.features import FeatureSpec, SequenceFeatureSpec
-from ttsctr.flops import ModelCost, count_parameters, model_cost, random_ids
+from ttsctr.flops import ModelCost, model_cost, random_ids
 from ttsctr.layers.mlp import MLP
 from ttsctr.layers.sequence_attention import (
     ContentSparseAttention,
@@ -227,7 +228,9 @@ class SequenceCTRModel(CTRModel):
                 f"{layout.num_fields} fields + {layout.user_len} user items + {layout.candidate_len} candidate items"
             )
         fields, user, candidate = layout.split(x)
-        for name, items in (("user", user), ("candidate", candidate)):
+        items_all = x[:, layout.num_fields:]
+        bad = bool(((items_all < 0) | (items_all > layout.n_items)).any()) if items_all.numel() else False
+        for name, items in (("user", user), ("candidate", candidate)) if bad else ():  # one sync per batch
             if items.numel() and (int(items.min()) < 0 or int(items.max()) > layout.n_items):
                 raise DataFormatError(
                     None, found=f"{name} item index {int(items.min())}..{int(items.max())}",
@@ -258,11 +261,6 @@ class SequenceCTRModel(CTRModel):
         behaviour = e[:, f:]
         return e[:, :f, :d], behaviour[..., :d], behaviour[..., d] > 0.5, behaviour[..., d + 1 :]
 
-    def embedding_parameters(self) -> int:
-        return count_parameters(self)[1]
-
-    def dense_parameters(self) -> int:
-        return count_parameters(self)[0]
 
 
 class ESTLayer(nn.Module):
@@ -408,9 +406,14 @@ class _SpecIds:
     registry model (``build_model(name, spec)``), fed the trainer's global ids; the behaviour
     slots' ids become item indices (id − slot offset) before the model sees them."""
 
-    def _init_from_spec(self, spec: SequenceFeatureSpec) -> None:
+    def __init__(self, spec: FeatureSpec, config: ModelConfig) -> None:
+        layout = layout_of(spec)  # refuses a plain FeatureSpec first
+        super().__init__(spec.context_spec(), config, layout)  # EST / MeanPoolMLP by the MRO
         self.spec = spec  # the group's view: every column of x is a field
         self.register_buffer("slot_offsets", torch.tensor(spec.slot_offsets, dtype=torch.long), persistent=False)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return super().embed(self._items(x))
 
     def _items(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] != self.spec.num_fields:
@@ -424,23 +427,7 @@ class _SpecIds:
 class ESTBackbone(_SpecIds, EST):
     """EST from a ``SequenceFeatureSpec`` (the registry's ``est``): global ids in, (B,) logits out."""
 
-    def __init__(self, spec: FeatureSpec, config: ESTConfig) -> None:
-        layout = layout_of(spec)
-        super().__init__(spec.context_spec(), config, layout)
-        self._init_from_spec(spec)
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return super().embed(self._items(x))
-
 
 @register_model("seq_mean_pool", presets=MEAN_POOL_PRESETS, inputs="sequence")
 class MeanPoolBackbone(_SpecIds, MeanPoolMLP):
     """The mean-pooling baseline from a ``SequenceFeatureSpec`` (the registry's ``seq_mean_pool``)."""
-
-    def __init__(self, spec: FeatureSpec, config: MeanPoolMLPConfig) -> None:
-        layout = layout_of(spec)
-        super().__init__(spec.context_spec(), config, layout)
-        self._init_from_spec(spec)
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return super().embed(self._items(x))

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from ttsctr.errors import ConfigError
-from ttsctr.flops import count_parameters, random_ids
+from ttsctr.flops import random_ids
 from ttsctr.layers.embedding import FeatureEmbedding
 from ttsctr.models.base import CTRModel, ModelConfig
 from ttsctr.models.registry import build_model, register_model
@@ -295,8 +295,4 @@ class MultiEmbed(CTRModel):
         # Each expert reads its own table directly (no concatenate-then-split copy).
         return self.predict_from_experts(self.expert_outputs(self._lookups(x)))  # (B,)
 
-    def dense_parameters(self) -> int:
-        return count_parameters(self)[0]
 
-    def embedding_parameters(self) -> int:
-        return count_parameters(self)[1]

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from functools import partial
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -58,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from ttsctr.errors import ConfigError
+from ttsctr.reporting import _fmt
 from ttsctr.report.results import DatasetResults, EnsembleResult
 
 __all__ = ["CLAIMS", "STATUSES", "FRAME_COLUMNS", "ClaimSettings", "ClaimResult", "evaluate_claims", "claims_frame"]
@@ -154,12 +156,8 @@ def _p(p: Any) -> str:
     return f"p = {v:.3f}" if v >= 0.001 else f"p = {v:.0e}"
 
 
-def _auc(v: Any) -> str:
-    return f"{float(v):.4f}" if _finite(v) else "n/a"
-
-
-def _diff(v: Any, digits: int = 4) -> str:
-    return f"{float(v):+.{digits}f}" if _finite(v) else "n/a"
+_auc = _fmt  # 4 decimals, "n/a" when undefined
+_diff = partial(_fmt, signed=True)  # signed difference
 
 
 def _scale(v: Any) -> str:

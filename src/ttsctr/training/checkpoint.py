@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -32,22 +32,23 @@ def atomic_save(obj: Any, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def spec_dict(spec: FeatureSpec) -> dict[str, Any]:
+def _spec_fields(spec: FeatureSpec, content: Callable[[Any], Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"field_names": list(spec.field_names), "vocab_sizes": [int(v) for v in spec.vocab_sizes]}
-    if isinstance(spec, SequenceFeatureSpec):  # the frozen content vectors travel with the checkpoint
+    if isinstance(spec, SequenceFeatureSpec):
         out["sequence"] = {"num_context_fields": spec.num_context_fields, "user_len": spec.user_len,
-                           "candidate_len": spec.candidate_len, "content": torch.from_numpy(spec.content.copy())}
+                           "candidate_len": spec.candidate_len, "content": content(spec.content)}
     return out
+
+
+def spec_dict(spec: FeatureSpec) -> dict[str, Any]:
+    """The spec for a checkpoint; the frozen content vectors of a sequence spec travel with it."""
+    return _spec_fields(spec, lambda c: torch.from_numpy(c.copy()))
 
 
 def spec_identity(spec: FeatureSpec) -> dict[str, Any]:
     """:func:`spec_dict` with the content vectors replaced by their SHA-256: comparable with ``==``
-    (what a resumed training run checks)."""
-    out = spec_dict(spec)
-    if "sequence" in out:
-        content = out["sequence"]["content"].numpy()
-        out["sequence"] = {**out["sequence"], "content": hashlib.sha256(content.tobytes()).hexdigest()}
-    return out
+    (what a resumed training run checks on every save) and without copying them."""
+    return _spec_fields(spec, lambda c: hashlib.sha256(c.tobytes()).hexdigest())
 
 
 def spec_from_dict(d: Mapping[str, Any]) -> FeatureSpec:

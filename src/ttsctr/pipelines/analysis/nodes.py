@@ -21,6 +21,7 @@ import pandas as pd
 
 from ttsctr.analysis import (
     CHOICE_COLUMNS,
+    DEFAULT_STRATEGIES,
     PAIR_COLUMNS,
     choose_members,
     diversity_correlations,
@@ -29,12 +30,12 @@ from ttsctr.analysis import (
     score_selections,
 )
 from ttsctr.analysis.figures import diversity_figure, selection_figure, separation_sharpness_figure
-from ttsctr.analysis.report import analysis_markdown, ensemble_description, log_analysis
+from ttsctr.analysis.report import analysis_markdown, log_analysis
 from ttsctr.baselines.settings import check_keys
 from ttsctr.data.version import require_same_version
 from ttsctr.errors import ConfigError
-from ttsctr.experiment import EnsemblePlan
-from ttsctr.merging.predictions import load_member_pool
+from ttsctr.experiment import EnsemblePlan, ensemble_description
+from ttsctr.merging.predictions import check_manifest_versions, load_member_pool
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +43,6 @@ SELECTION_SPLIT = "validation"
 EVALUATION_SPLIT = "test"
 ANALYSIS_KEYS = ("draws", "seed", "overlap_bins", "histogram_bins", "max_pairs", "selection")
 SELECTION_KEYS = ("strategies", "budgets", "random_draws", "exhaustive_limit")
-
-
-def _check_versions(summary: dict[str, Any], manifests: tuple[dict[str, Any], ...], what: str) -> None:
-    for manifest in manifests:
-        require_same_version(manifest.get("data_version"), summary["data_version"], what=what,
-                             source=f"the predictions of {manifest['ensemble']}/{manifest['group']}")
 
 
 def _settings(analysis: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +55,7 @@ def analyse_scaling(model_input_summary: dict[str, Any], analysis: dict[str, Any
                     ensemble: EnsemblePlan) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fig. 5 and Fig. 6 (left) tables of one ensemble on the test split."""
     settings = _settings(analysis)
-    _check_versions(model_input_summary, manifests, f"analysing {ensemble.name}")
+    check_manifest_versions(manifests, model_input_summary["data_version"], f"analysing {ensemble.name}")
     pool = load_member_pool(list(manifests), EVALUATION_SPLIT, ensemble)
     seed = int(settings.get("seed", 0))
     stats = scale_statistics(pool, scales=ensemble.scales, draws=int(settings.get("draws", 8)), seed=seed,
@@ -82,12 +77,12 @@ def choose_members_on_validation(model_input_summary: dict[str, Any], analysis: 
     """The members each strategy picks, chosen from the validation predictions alone."""
     settings = _settings(analysis)
     selection = settings.get("selection") or {}
-    _check_versions(model_input_summary, manifests, f"selecting members of {ensemble.name}")
+    check_manifest_versions(manifests, model_input_summary["data_version"], f"selecting members of {ensemble.name}")
     pool = load_member_pool(list(manifests), SELECTION_SPLIT, ensemble)
     budgets = [int(k) for k in selection.get("budgets", [1, 2, 4, 8]) if int(k) <= pool.n_members]
     if not budgets:
         raise ConfigError(f"analysis.selection.budgets: no budget fits {ensemble.name}'s {pool.n_members} members")
-    choices = choose_members(pool, budgets, tuple(selection.get("strategies", ("greedy", "top_auc", "diversity_js", "random"))),
+    choices = choose_members(pool, budgets, tuple(selection.get("strategies", DEFAULT_STRATEGIES)),
                              seed=int(settings.get("seed", 0)), rule=ensemble.merge_rule,
                              exhaustive_limit=int(selection.get("exhaustive_limit", 5000)),
                              random_draws=int(selection.get("random_draws", 10)))
@@ -100,7 +95,7 @@ def score_members_on_test(model_input_summary: dict[str, Any], selection: dict[s
     """The validation-chosen members merged and scored on the test split."""
     require_same_version(selection.get("data_version"), model_input_summary["data_version"],
                          what=f"scoring the selection of {ensemble.name}", source="the member selection")
-    _check_versions(model_input_summary, manifests, f"scoring the selection of {ensemble.name}")
+    check_manifest_versions(manifests, model_input_summary["data_version"], f"scoring the selection of {ensemble.name}")
     pool = load_member_pool(list(manifests), EVALUATION_SPLIT, ensemble)
     choices = pd.DataFrame(selection["choices"], columns=CHOICE_COLUMNS)
     choices["members"] = choices["members"].map(tuple)

@@ -39,4 +39,4 @@ def report_efficiency(table: pd.DataFrame, model_input_summary: dict[str, Any],
         key = f"{r.model}.{r.method.split(' (')[0].replace(' ', '_')}"
         metrics[f"{key}.seconds_per_epoch"] = r.seconds_per_epoch
         metrics[f"{key}.latency_p50_ms"] = r.latency_p50_ms
-    return report.publish("efficiency", table.drop(columns=["data_version"]), dataset, notes, efficiency, metrics)
+    return report.publish("efficiency", table, dataset, notes, efficiency, metrics)

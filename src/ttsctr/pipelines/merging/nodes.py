@@ -17,11 +17,10 @@ from typing import Any
 import pandas as pd
 
 from ttsctr.data.io import atomic_file
-from ttsctr.data.version import require_same_version
 from ttsctr.errors import ConfigError
 from ttsctr.experiment import EnsemblePlan, check_baseline, ensemble_description
 from ttsctr.merging import scaling_table
-from ttsctr.merging.predictions import load_member_pool, split_groups
+from ttsctr.merging.predictions import check_manifest_versions, load_member_pool, split_groups
 from ttsctr.reporting import ensemble_markdown, logistic_numbers, scaling_plot
 
 log = logging.getLogger(__name__)
@@ -41,10 +40,7 @@ def merge_ensemble(model_input_summary: dict[str, Any], merging: dict[str, Any],
     """
     dataset = model_input_summary["dataset"]
     data_version = model_input_summary["data_version"]
-    what = f"merging {ensemble.name}"
-    for manifest in manifests:
-        require_same_version(manifest.get("data_version"), data_version, what=what,
-                             source=f"the predictions of {manifest['ensemble']}/{manifest['group']}")
+    check_manifest_versions(manifests, data_version, f"merging {ensemble.name}")
     split = merging.get("split", "test")
     own, ref = list(manifests[: len(ensemble.groups)]), list(manifests[len(ensemble.groups):])
     pool = load_member_pool(own, split, ensemble)

@@ -29,7 +29,6 @@ def run_model_merging(model_input_summary: dict[str, Any], model_merging: dict[s
 def report_model_merging(table: pd.DataFrame, model_input_summary: dict[str, Any],
                          model_merging: dict[str, Any]) -> tuple[str, Any]:
     dataset = model_input_summary["dataset"]
-    check_keys(model_merging, ("models", "counts"), "model_merging")
     notes = [f"Data version {model_input_summary['data_version']}. pred: prediction merging; weights: weight "
              "averaging (the paper's K×-Model); weights_aligned: after weight matching of MLP hidden units; "
              "*_shared_init: members sharing member 0's initialisation, differing in data order. One set of K "

@@ -80,7 +80,8 @@ def run_param_scaling(model_input_summary: dict[str, Any], plan: dict[str, Any],
         tuned = tune_plan(splits, configurations, training, space, storage, settings, root, dataset=dataset,
                           mlflow_tracking=tracking.tracking_active())
     k_max = int(max(s.target for s in configurations))
-    members = {t.scaled.model: tts_members(splits, t, training, k_max, root) for t in tuned if t.scaled.target == 1}
+    bases = {t.scaled.model: t for t in tuned if t.scaled.target == 1}  # every dimension shares the 1x study
+    members = {model: tts_members(splits, t, training, k_max, root) for model, t in bases.items()}
     table = comparison_table(dataset, tuned, members, splits)
     table.insert(1, "data_version", splits.data_version)
     return table

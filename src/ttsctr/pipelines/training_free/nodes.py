@@ -39,11 +39,11 @@ def report_training_free(table: pd.DataFrame, model_input_summary: dict[str, Any
                  f"{training_free.get('mc_rate', 0.1)} × {training_free.get('mc_passes', 8)} passes; feature masking "
                  f"keep fraction {training_free.get('keep_fraction', 0.9)} × {training_free.get('mask_paths', 8)} "
                  "paths. Each source is one trained model (one draw)."]
-        parts.append(report.training_free_markdown(d.drop(columns=["data_version"]), dataset, notes))
+        parts.append(report.training_free_markdown(d, dataset, notes))
     markdown = "\n".join(parts)
-    first = table[table["model"] == table["model"].iloc[0]].drop(columns=["data_version"])
+    first = table[table["model"] == table["model"].iloc[0]]
     image = report.training_free_figure(first, dataset)
     gains = table[table["i"] < table["j"]]
-    metrics = {f"{r.model}.{r.source_i}+{r.source_j}.auc_gain".replace("+", "_"): r.auc_gain for r in gains.itertuples()}
+    metrics = {f"{r.model}.{r.source_i}+{r.source_j}.auc_gain": r.auc_gain for r in gains.itertuples()}
     report.log_comparison("training_free", dataset, table, markdown, image, training_free, metrics)
     return markdown, image

@@ -9,7 +9,7 @@ import pandas as pd
 from ttsctr.baselines import report
 from ttsctr.baselines.fitting import baseline_training, fits_root, load_splits
 from ttsctr.baselines.width_scaling import width_scaling_table
-from ttsctr.baselines.settings import check_keys, whole_numbers
+from ttsctr.baselines.settings import check_keys, name_list, whole_numbers
 from ttsctr.errors import ConfigError
 
 
@@ -19,15 +19,13 @@ def run_width_scaling(model_input_summary: dict[str, Any], width_scaling: dict[s
     check_keys(width_scaling, ("configurations", "experts", "dmoe_weight", "seeds"), "width_scaling")
     seeds = whole_numbers(width_scaling.get("seeds", [0]), "width_scaling.seeds", minimum=0)
     training = baseline_training(tts_training, baselines)
-    splits = load_splits(model_input_summary["model_input_dir"], model_input_summary["data_version"],
-                         what="width_scaling")
-    names = width_scaling.get("configurations")
+    names = name_list(width_scaling.get("configurations"), "width_scaling.configurations")
     experts = width_scaling.get("experts") or {}
-    if isinstance(names, str) or not isinstance(names, list) or not names:
-        raise ConfigError(f"width_scaling.configurations must be a non-empty list of names, got {names!r}")
     missing = [n for n in names if n not in experts]
     if missing:
         raise ConfigError(f"width_scaling.experts has no entry for {missing}; add e.g. {missing[0]!r}: [wukong, wukong]")
+    splits = load_splits(model_input_summary["model_input_dir"], model_input_summary["data_version"],
+                         what="width_scaling")
     table = width_scaling_table(splits, {n: experts[n] for n in names}, training, fits_root(baselines, dataset, "width_scaling"),
                                 dataset=dataset, preset=baselines.get("preset", "small"),
                                 dmoe_weight=float(width_scaling.get("dmoe_weight", 0.01)),
