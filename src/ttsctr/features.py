@@ -77,13 +77,16 @@ class SequenceFeatureSpec(FeatureSpec):
     backbone reads the same rows (each slot a field), and a sequence backbone recovers item
     indices by subtracting :attr:`slot_offsets`. ``content`` (``(n_items + 1, d_c)`` float32,
     row 0 zero) is the frozen content vector of every item; it is data, not a parameter, and is
-    left out of ``==`` and ``hash``.
+    left out of ``==`` and ``hash``. ``candidate_field`` names the context field holding the
+    candidate item (its local code is the item index, so its vocabulary is ``n_items + 1``): target
+    attention (DIN) and similarity tokens (SimTier) look the candidate's content up through it.
     """
 
     num_context_fields: int = 0
     user_len: int = 0
     candidate_len: int = 0
     content: Any = field(default=None, compare=False, repr=False)
+    candidate_field: str = "item"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -108,6 +111,19 @@ class SequenceFeatureSpec(FeatureSpec):
         if np.any(content[0] != 0):
             raise ConfigError("SequenceFeatureSpec: content row 0 (padding) must be zero")
         object.__setattr__(self, "content", content)
+        context = self.field_names[:f]
+        if self.candidate_field not in context:
+            raise ConfigError(f"SequenceFeatureSpec: candidate_field {self.candidate_field!r} is not a context field "
+                              f"(context fields: {list(context)})")
+        if self.vocab_sizes[self.candidate_index] != self.n_items + 1:
+            raise ConfigError(f"SequenceFeatureSpec: candidate field {self.candidate_field!r} has "
+                              f"{self.vocab_sizes[self.candidate_index]} codes; expected n_items + 1 = "
+                              f"{self.n_items + 1} (its code is the item index)")
+
+    @property
+    def candidate_index(self) -> int:
+        """Column of the candidate-item field in ``x``."""
+        return self.field_names.index(self.candidate_field)
 
     @property
     def n_items(self) -> int:

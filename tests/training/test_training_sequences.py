@@ -38,15 +38,20 @@ def test_sequence_inputs_are_global_ids_of_a_sequence_spec(sequences) -> None:
 
 def test_sequence_spec_is_checked() -> None:
     content = np.vstack([np.zeros(2), np.eye(3, 2)]).astype(np.float32)
-    kw = dict(num_context_fields=1, user_len=1, candidate_len=1, content=content)
+    kw = dict(num_context_fields=1, user_len=1, candidate_len=1, content=content, candidate_field="a")
     with pytest.raises(ConfigError, match="3 fields but 1 context fields"):
-        SequenceFeatureSpec(("a", "u0", "c0"), (2, 4, 4), **{**kw, "user_len": 2})
+        SequenceFeatureSpec(("a", "u0", "c0"), (4, 4, 4), **{**kw, "user_len": 2})
     with pytest.raises(ConfigError, match="same vocabulary"):
-        SequenceFeatureSpec(("a", "u0", "c0"), (2, 4, 5), **kw)
+        SequenceFeatureSpec(("a", "u0", "c0"), (4, 4, 5), **kw)
     with pytest.raises(ConfigError, match="content row 0"):
-        SequenceFeatureSpec(("a", "u0", "c0"), (2, 4, 4), **{**kw, "content": content + 1})
+        SequenceFeatureSpec(("a", "u0", "c0"), (4, 4, 4), **{**kw, "content": content + 1})
     with pytest.raises(ConfigError, match=r"content must be \(4, d_c\)"):
-        SequenceFeatureSpec(("a", "u0", "c0"), (2, 4, 4), **{**kw, "content": content[:3]})
+        SequenceFeatureSpec(("a", "u0", "c0"), (4, 4, 4), **{**kw, "content": content[:3]})
+    with pytest.raises(ConfigError, match="candidate_field 'item' is not a context field"):
+        SequenceFeatureSpec(("a", "u0", "c0"), (4, 4, 4), **{**kw, "candidate_field": "item"})
+    with pytest.raises(ConfigError, match="candidate field 'a' has 2 codes; expected n_items"):
+        SequenceFeatureSpec(("a", "u0", "c0"), (2, 4, 4), **kw)
+    assert SequenceFeatureSpec(("a", "u0", "c0"), (4, 4, 4), **kw).candidate_index == 0
     with pytest.raises(ConfigError, match="needs a SequenceFeatureSpec"):
         build_model("est", FeatureSpec(("a", "b"), (3, 4)), "small")
     assert available_models("sequence") == ["est", "seq_mean_pool"] and "est" not in available_models()

@@ -36,7 +36,8 @@ def _spec_fields(spec: FeatureSpec, content: Callable[[Any], Any]) -> dict[str, 
     out: dict[str, Any] = {"field_names": list(spec.field_names), "vocab_sizes": [int(v) for v in spec.vocab_sizes]}
     if isinstance(spec, SequenceFeatureSpec):
         out["sequence"] = {"num_context_fields": spec.num_context_fields, "user_len": spec.user_len,
-                           "candidate_len": spec.candidate_len, "content": content(spec.content)}
+                           "candidate_len": spec.candidate_len, "content": content(spec.content),
+                           "candidate_field": spec.candidate_field}
     return out
 
 
@@ -58,7 +59,8 @@ def spec_from_dict(d: Mapping[str, Any]) -> FeatureSpec:
         content = seq["content"]
         return SequenceFeatureSpec(names, sizes, num_context_fields=int(seq["num_context_fields"]),
                                    user_len=int(seq["user_len"]), candidate_len=int(seq["candidate_len"]),
-                                   content=content.numpy() if isinstance(content, torch.Tensor) else content)
+                                   content=content.numpy() if isinstance(content, torch.Tensor) else content,
+                                   candidate_field=str(seq.get("candidate_field", "item")))
     return FeatureSpec(field_names=names, vocab_sizes=sizes)
 
 def check_group(group: Any) -> GroupModel:
