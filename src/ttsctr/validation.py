@@ -211,7 +211,8 @@ GX_DIR = "gx"
 DATASOURCE = "ttsctr"
 BATCH_DEFINITION = "whole_dataframe"
 #: Stage -> Data Asset; the stage is the second part of the suite name ``<dataset>.<stage>``.
-STAGE_ASSETS: dict[str, str] = {"raw": "raw_sample", "encoded": "encoded_split", "splits": "split_sizes"}
+STAGE_ASSETS: dict[str, str] = {"raw": "raw_sample", "encoded": "encoded_split", "splits": "split_sizes",
+                                 "sequences": "sequence_padding"}
 #: The Data Docs site ttsctr reports (GX's default local site).
 DOCS_SITE = "local_site"
 #: Validation runs listed on the Data Docs index (GX reads each listed result to build it).
@@ -1349,3 +1350,59 @@ def validate_split_sizes(
     report = _finish("split sizes", source, started, failures, rows=len(frame),
                      expectations=len(specs), record=record)
     return _done(report, result, "splits", target)
+
+
+def validate_sequence_padding(
+    slots: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    lengths: Mapping[str, np.ndarray],
+    *,
+    split: str,
+    source: str,
+    gx_root: str | os.PathLike[str] | None = None,
+    dataset_name: str = "data",
+    run_name: str | None = None,
+    build_docs: bool = True,
+    log_to_mlflow: bool = True,
+) -> ValidationReport:
+    """Lengths and padding of the behaviour sequences of one encoded split (suite
+    ``<dataset_name>.sequences``).
+
+    ``slots[name] = (ids (n, width), padding ids (width,))``: the global slot ids of sequence
+    ``name`` (``user_seq``, ``cand_seq``) and the padding id of each slot; ``lengths[name]`` its
+    stored length column. Per sequence: every length lies in ``[0, width]``, equals the number of
+    non-padding slots (the mask the models build agrees with the length), and the padding comes
+    first (left padding, most recent behaviour last). The id ranges are
+    :func:`validate_encoded_split`'s (each slot is a field there).
+    """
+    started = time.perf_counter()
+    target = _target(gx_root, dataset_name, run_name or f"{split}-sequences", build_docs, log_to_mlflow)
+    gx = _gx_module()
+    E = gx.expectations
+    columns: dict[str, np.ndarray] = {}
+    specs: list[_Spec] = []
+    for name, (ids, padding) in slots.items():
+        ids = np.asarray(ids)
+        width = ids.shape[1]
+        real = ids != np.asarray(padding)[None, :]
+        # left-padded: once a real behaviour appears, no padding follows it
+        left_padded = ~np.any(np.diff(real.astype(np.int8), axis=1) < 0, axis=1) if width > 1 else np.ones(len(ids), bool)
+        columns[f"{name}_len"] = np.asarray(lengths[name], dtype=np.int64)
+        columns[f"{name}_real"] = real.sum(axis=1).astype(np.int64)
+        columns[f"{name}_left_padded"] = left_padded
+        specs += [
+            _Spec(f"len:{name}", f"{name}_len", E.ExpectColumnValuesToBeBetween(
+                column=f"{name}_len", min_value=0, max_value=width), f"{name} lengths must lie in [0, {width}]",
+                  row_column="row"),
+            _Spec(f"mask:{name}", f"{name}_len", E.ExpectColumnPairValuesToBeEqual(
+                column_A=f"{name}_len", column_B=f"{name}_real"),
+                  f"{name}_len must equal the number of non-padding slots of {name}", row_column="row"),
+            _Spec(f"left:{name}", f"{name}_left_padded", E.ExpectColumnValuesToBeInSet(
+                column=f"{name}_left_padded", value_set=[True]),
+                  f"{name} must be left-padded (padding slots before the behaviours)", row_column="row"),
+        ]
+    frame = pd.DataFrame(columns, index=pd.RangeIndex(len(next(iter(columns.values()), [])), name="row"))
+    outcomes, result, record = _validate("sequences", specs, frame, target, {})
+    failures = [_failure(outcomes[s.key]) for s in specs if not outcomes[s.key].success]
+    report = _finish(f"sequence padding of split {split!r}", source, started, failures, rows=len(frame),
+                     expectations=len(specs), record=record)
+    return _done(report, result, "sequences", target)

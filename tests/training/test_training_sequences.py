@@ -54,7 +54,7 @@ def test_sequence_spec_is_checked() -> None:
     assert SequenceFeatureSpec(("a", "u0", "c0"), (4, 4, 4), **kw).candidate_index == 0
     with pytest.raises(ConfigError, match="needs a SequenceFeatureSpec"):
         build_model("est", FeatureSpec(("a", "b"), (3, 4)), "small")
-    assert available_models("sequence") == ["est", "seq_mean_pool"] and "est" not in available_models()
+    assert available_models("sequence") == ["din_dcnv2", "din_rankmixer", "est", "seq_mean_pool"] and "est" not in available_models()
 
 
 def test_sequence_backbones_train_predict_and_reload(sequences, tmp_path) -> None:

@@ -224,7 +224,10 @@ def load_split(directory: str | Path, split: str, *, check_ids: bool = True) -> 
     fields = fmap["fields"]
     names = [f["name"] for f in fields]
     extras_names = list(fmap.get("extra_columns", []))
-    expected_cols = [LABEL_COLUMN, *names, *extras_names]
+    sequence = fmap.get("sequence")
+    # a sequence folder stores its slot fields as fixed-width list columns (ttsctr.data.sequence_store)
+    stored = ([*sequence["context_fields"], *sequence["list_columns"]] if isinstance(sequence, dict) else names)
+    expected_cols = [LABEL_COLUMN, *stored, *extras_names]
     if table.column_names != expected_cols:
         raise DataFormatError(
             path,
@@ -233,7 +236,18 @@ def load_split(directory: str | Path, split: str, *, check_ids: bool = True) -> 
         )
     n = table.num_rows
     x = np.empty((n, len(names)), dtype=np.int32)
-    for j, f in enumerate(fields):
+    scalar_fields = fields
+    if isinstance(sequence, dict):
+        from ttsctr.data.sequence_store import expand_list_columns
+
+        f_n = len(sequence["context_fields"])
+        slot_names, slots = expand_list_columns(table, fmap, path)
+        if slot_names != names[f_n:]:
+            raise DataFormatError(path, found=f"{len(slot_names)} slots in the list columns",
+                                  expected=f"the {len(names) - f_n} slot fields of {FEATURE_MAP_FILE}")
+        x[:, f_n:] = slots
+        scalar_fields = fields[:f_n]
+    for j, f in enumerate(scalar_fields):
         col = table.column(f["name"])
         if col.type != pa.int32() or col.null_count:
             raise DataFormatError(
@@ -277,11 +291,12 @@ def load_splits(model_input: str | Path, data_version: str, *, what: str) -> Spl
     """Read train, validation and test of ``model_input``, checking the published data version
     before and after (the folder may be swapped while they are read; see ttsctr.data.version)."""
     from ttsctr.data.version import require_data_version
-    from ttsctr.features import FeatureSpec
+
+    from ttsctr.data.sequence_store import load_feature_spec
 
     model_input = Path(model_input)
     require_data_version(model_input, data_version, what=what)
-    spec = FeatureSpec.load(model_input / FEATURE_MAP_FILE)
+    spec = load_feature_spec(model_input)
     parts = [load_split(model_input, name) for name in ("train", "validation", "test")]
     require_data_version(model_input, data_version, what=what)
     return Splits(spec, *((p.x, p.y) for p in parts), data_version=data_version, model_input=model_input)

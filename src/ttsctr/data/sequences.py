@@ -127,6 +127,9 @@ class SequenceData:
     history items (kept for leakage checks; ``None`` after ``from_frame`` unless the frame
     carried them). ``truncated``: events whose strictly-earlier history was longer than L (-1
     when unknown). ``field_sizes``: number of codes of each field (codes are 0..size-1).
+    ``user_table`` / ``item_table`` (index ``user_id`` / ``item_id``, one int32 column per user /
+    item field of ``fields``): the codes of every known user and item, what encoding a new event
+    (serving) looks up; ``None`` when not known (e.g. after ``from_frame``).
     """
 
     label: np.ndarray
@@ -145,6 +148,8 @@ class SequenceData:
     true_prob: np.ndarray | None = None
     user_seq_ts: np.ndarray | None = None
     cand_seq_ts: np.ndarray | None = None
+    user_table: pd.DataFrame | None = None
+    item_table: pd.DataFrame | None = None
 
     def __len__(self) -> int:
         return int(self.label.shape[0])
@@ -610,7 +615,14 @@ def build_movielens_sequences(ratings: pd.DataFrame, items: pd.DataFrame, users:
     fields = {name: user_tables[name][urow] for name in USER_FIELDS}
     fields.update({name: item_tables[name][irow] for name in ITEM_FIELDS})
     label = (rating >= config.label_threshold).astype(np.int8)
-    return _assemble(user, item, ts, label, content, fields, {**user_sizes, **item_sizes}, config)
+    data = _assemble(user, item, ts, label, content, fields, {**user_sizes, **item_sizes}, config)
+    return dataclasses.replace(data, user_table=_table("user_id", user_ids, user_tables),
+                               item_table=_table("item_id", item_ids, item_tables))
+
+
+def _table(index: str, ids: np.ndarray, columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    return pd.DataFrame({k: np.asarray(v, dtype=np.int32) for k, v in columns.items()},
+                        index=pd.Index(np.asarray(ids, dtype=np.int64), name=index))
 
 
 # --------------------------------------------------------------------------------------------
@@ -685,7 +697,13 @@ def synthetic_sequences(n_users: int = 300, n_items: int = 400, events_per_user:
     logit -= logit.mean()
     prob = 1.0 / (1.0 + np.exp(-logit))
     label = (rng.random(len(data)) < prob).astype(np.int8)
-    return dataclasses.replace(data, label=label, true_prob=prob)
+    users = np.arange(1, n_users + 1)
+    items_ids = np.arange(1, n_items + 1)
+    return dataclasses.replace(
+        data, label=label, true_prob=prob,
+        user_table=_table("user_id", users, {name: profile[name][users] for name in USER_FIELDS}),
+        item_table=_table("item_id", items_ids, {"item": items_ids, "genre": cluster, "release_year_bucket": year_bucket[1:]}),
+    )
 
 
 def bayes_auc(data: SequenceData) -> float:

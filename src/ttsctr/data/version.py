@@ -25,6 +25,8 @@ from ttsctr.errors import TTSCTRError
 
 MARKER_FILE = "fingerprint.json"
 VERSIONED_FILES = ("train.parquet", "validation.parquet", "test.parquet", "feature_map.json", "vocabulary.parquet")
+# a behaviour-sequence folder's frozen content and attribute tables (ttsctr.data.sequence_store)
+OPTIONAL_VERSIONED_FILES = ("content.npy", "users.parquet", "items.parquet")
 FEATURE_MAP_FILE = "feature_map.json"
 PROVENANCE_KEYS = frozenset({"created_at", "elapsed_s", "raw", "ttsctr_version"})
 
@@ -43,10 +45,12 @@ class DataVersionError(TTSCTRError):
 
 
 def compute_data_version(folder: str | Path) -> str:
-    """sha256 (first 16 hex digits) over the names and bytes of :data:`VERSIONED_FILES` in ``folder``."""
+    """sha256 (first 16 hex digits) over the names and bytes of :data:`VERSIONED_FILES` in ``folder``
+    and of those :data:`OPTIONAL_VERSIONED_FILES` it holds (a tabular folder's version is unchanged)."""
     folder = Path(folder)
     digest = hashlib.sha256()
-    for name in VERSIONED_FILES:
+    optional = [name for name in OPTIONAL_VERSIONED_FILES if (folder / name).is_file()]
+    for name in (*VERSIONED_FILES, *optional):
         digest.update(name.encode() + b"\0")
         if name == FEATURE_MAP_FILE:
             content = json.loads((folder / name).read_text(encoding="utf-8"))

@@ -35,6 +35,15 @@ from ttsctr.data.io import pid_alive, replace_dir
 from ttsctr.data.lock import dataset_lock
 from ttsctr.data.preprocess import FEATURE_MAP_VERSION, PreprocessConfig, preprocess
 from ttsctr.data.readers import PARSE_BLOCK_BYTES, RawReader, get_reader
+from ttsctr.data.sequence_store import (
+    SEQUENCE_FORMATS,
+    SEQUENCE_MAP_VERSION,
+    build_sequence_data,
+    expand_list_columns,
+    is_sequence_map,
+    write_sequence_model_input,
+)
+from ttsctr.data.sequences import SequenceConfig
 from ttsctr.data.synthetic import GENERATOR_VERSION, generate_synthetic
 from ttsctr.data.version import MARKER_FILE, compute_data_version, published_data_version, read_marker
 from ttsctr.errors import ConfigError, DataFormatError
@@ -44,6 +53,7 @@ from ttsctr.validation import (
     raise_if_failed,
     validate_encoded_split,
     validate_raw_sample,
+    validate_sequence_padding,
     validate_split_sizes,
 )
 
@@ -51,6 +61,7 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 FINGERPRINT_FILE = MARKER_FILE  # fingerprint of the raw input and settings + data version of the output
+RAW_FORMAT_OF_SEQUENCE = {"movielens_seq": "movielens"}
 PUBLISHED_FILES = ("train.parquet", "validation.parquet", "test.parquet", "feature_map.json", "vocabulary.parquet")
 STAGING_PREFIX = ".staging-"
 _GLOB_CHARS = frozenset("*?[")
@@ -90,9 +101,18 @@ class ConcatReader(RawReader):
         return f"ConcatReader({self._inner!r}, {[str(p) for p in self._paths]})"
 
 
+def _raw_format(fmt: str) -> str | None:
+    """The reader format of ``fmt``'s raw files: a sequence dataset reads the raw files of its
+    tabular counterpart (``movielens_seq``: MovieLens u.data, u.user, u.item); None when it is
+    generated (``synthetic_seq``)."""
+    if fmt in SEQUENCE_FORMATS:
+        return RAW_FORMAT_OF_SEQUENCE.get(fmt)
+    return fmt
+
+
 def _reader(source: dict[str, Any]) -> RawReader:
     """The reader of ``source`` (a :class:`ConcatReader` over several files)."""
-    reader = get_reader(source["format"], **source["reader_options"])
+    reader = get_reader(_raw_format(source["format"]), **source["reader_options"])
     if len(source["raw_files"]) > 1:
         return ConcatReader(reader, source["raw_files"])
     return reader
@@ -144,7 +164,7 @@ def _fingerprint(source: dict[str, Any], reader: RawReader) -> str:
     from ttsctr import __version__
 
     files = []
-    for path in reader.source_files(source["raw_files"][0]):
+    for path in (reader.source_files(source["raw_files"][0]) if reader is not None else []):
         if not path.is_file():
             raise DataFormatError(
                 path, found="no such file",
@@ -160,6 +180,8 @@ def _fingerprint(source: dict[str, Any], reader: RawReader) -> str:
         "feature_map_version": FEATURE_MAP_VERSION,
         "ttsctr_version": __version__,
     }
+    if source["format"] in SEQUENCE_FORMATS:
+        payload.update(sequence=source["sequence"], generate=source["generate"], sequence_map_version=SEQUENCE_MAP_VERSION)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -176,6 +198,11 @@ def check_dataset_config(dataset: Any, raw_path: Any, datasets: dict[str, Any], 
     fmt = entry.get("format")
     if fmt is None:
         raise ConfigError(f"datasets.{dataset} has no 'format' (one of criteo, avazu, kdd12, movielens, synthetic)")
+    if fmt == "synthetic_seq":
+        if raw_path is not None:
+            raise ConfigError(f"dataset {dataset!r} (synthetic_seq) is generated from datasets.{dataset}.generate; "
+                              f"it reads no raw file (got raw_path={raw_path!r})")
+        return entry, fmt, []
     if raw_path is None:
         default = entry.get("default_raw_path")
         if fmt == "synthetic" and default is not None:
@@ -212,8 +239,13 @@ def resolve_raw_source(
         "preprocessing": dict(entry.get("preprocessing") or {}),
         "model_input_dir": str(Path(model_input_root) / dataset),
     }
-    reader = _reader(source)  # bad reader options -> ConfigError
-    PreprocessConfig.from_dict(source["preprocessing"]).validate(reader)  # bad settings -> ConfigError
+    if fmt in SEQUENCE_FORMATS:
+        SequenceConfig.from_dict(entry.get("sequence"))  # bad settings -> ConfigError
+        source.update(sequence=dict(entry.get("sequence") or {}), generate=dict(entry.get("generate") or {}))
+        reader = _reader(source) if _raw_format(fmt) else None
+    else:
+        reader = _reader(source)  # bad reader options -> ConfigError
+        PreprocessConfig.from_dict(source["preprocessing"]).validate(reader)  # bad settings -> ConfigError
     source["fingerprint"] = _fingerprint(source, reader)  # missing side files (u.user, ...) -> DataFormatError
     return source
 
@@ -280,7 +312,9 @@ def validate_raw_data(source: dict[str, Any], validation: dict[str, Any]) -> dic
     """
     if _is_published(source):
         return {"skipped": True, "reason": "model input already published for this raw file and settings"}
-    reader = get_reader(source["format"], **source["reader_options"])
+    if _raw_format(source["format"]) is None:
+        return {"skipped": True, "reason": f"{source['format']} is generated; it has no raw file"}
+    reader = get_reader(_raw_format(source["format"]), **source["reader_options"])
     limit = int(validation.get("raw_sample_rows", 100_000))
     # read small chunks: the sample is the head of the file, not the first 64 MiB chunk
     chunk_bytes = min(PARSE_BLOCK_BYTES, int(source["preprocessing"].get("chunk_bytes", PARSE_BLOCK_BYTES)))
@@ -353,6 +387,12 @@ def encode_to_staging(source: dict[str, Any], raw_report: dict[str, Any], model_
         )
         return {"source": source, "staging_dir": None}
     staging = _staging_dir(model_input_root, source["dataset"])
+    if source["format"] in SEQUENCE_FORMATS:
+        data = build_sequence_data(source["format"], source["raw_files"], source["sequence"], source["generate"])
+        log.info("sequences of %s: %s", source["dataset"], data.summary())
+        feature_map = write_sequence_model_input(data, staging, dataset=source["dataset"], fmt=source["format"],
+                                                 provenance={"files": source["raw_files"]})
+        return {"source": source, "staging_dir": str(staging), "feature_map": feature_map}
     config = PreprocessConfig.from_dict(source["preprocessing"])
     # preprocess writes into a temporary sibling and renames it onto `staging` only on success
     feature_map = preprocess(_reader(source), source["raw_files"][0], staging, config, progress=True)
@@ -382,6 +422,30 @@ def _empty_split_hint(source: dict[str, Any], split_rows: dict[str, int], total:
     )
 
 
+def _sequence_frame(table: pa.Table, feature_map: dict[str, Any], path: Path, split: str, reports: list[Any],
+                    gx_args: dict[str, Any]) -> Any:
+    """A sequence split with its list columns spread into one column per slot (what the id-range
+    checks read); the lengths and padding are validated here (suite ``<dataset>.sequences``)."""
+    import pandas as pd
+
+    seq = feature_map["sequence"]
+    names, ids = expand_list_columns(table, feature_map, path)
+    slot_meta = {f["name"]: f for f in feature_map["fields"][len(seq["context_fields"]):]}
+    slots, start = {}, 0
+    for column, width in seq["list_columns"].items():
+        block = ids[:, start:start + int(width)]
+        padding = np.array([slot_meta[n]["padding_global_id"] for n in names[start:start + int(width)]])
+        slots[column] = (block, padding)
+        start += int(width)
+    lengths = {column: table.column(length).to_numpy() for column, length in seq["length_columns"].items()}
+    reports.append(validate_sequence_padding(slots, lengths, split=split, source=str(path), **gx_args))
+    frame = table.drop_columns(list(seq["list_columns"])).to_pandas()
+    slot_frame = pd.DataFrame(ids, columns=names, index=frame.index)
+    head = [c for c in frame.columns if c == "label" or c in seq["context_fields"]]
+    rest = [c for c in frame.columns if c not in head]
+    return pd.concat([frame[head], slot_frame, frame[rest]], axis=1)
+
+
 def validate_encoded_data(staged: dict[str, Any], validation: dict[str, Any]) -> dict[str, Any]:
     """GX on the staged splits: ids within their field's range, no nulls, split sizes add up.
 
@@ -403,15 +467,18 @@ def validate_encoded_data(staged: dict[str, Any], validation: dict[str, Any]) ->
         reports, split_rows = [], {}
         try:
             for split in SPLITS:
-                table = pq.read_table(staging / f"{split}.parquet")
+                path = staging / f"{split}.parquet"
+                table = pq.read_table(path)
                 split_rows[split] = table.num_rows
+                frame = _sequence_frame(table, feature_map, path, split, reports, gx_args) \
+                    if is_sequence_map(feature_map) else table.to_pandas()
                 reports.append(
                     validate_encoded_split(
-                        table.to_pandas(), split=split, field_ranges=ranges, source=str(staging / f"{split}.parquet"),
+                        frame, split=split, field_ranges=ranges, source=str(path),
                         sample_rows=sample_rows, **gx_args,
                     )
                 )
-                del table
+                del table, frame
             total = int(feature_map["total_rows"])
             size_report = validate_split_sizes(split_rows, total, source=str(staging), **gx_args)
             hint = _empty_split_hint(source, split_rows, total)
@@ -490,6 +557,10 @@ def summarise_model_input(model_input_dir: Path, source: dict[str, Any]) -> dict
         summary["rows"] += info["rows"]
         summary["positives"] += positives
     summary["positive_rate"] = summary["positives"] / summary["rows"] if summary["rows"] else None
+    if is_sequence_map(feature_map):
+        seq = feature_map["sequence"]
+        summary["sequence"] = {k: seq[k] for k in ("user_len", "candidate_len", "n_items", "content_dim",
+                                                   "truncated_events", "context_fields")}
     if "bayes_optimal_auc" in summary["splits"]["test"]:
         summary["bayes_optimal_auc"] = summary["splits"]["test"]["bayes_optimal_auc"]
         log.info("Bayes-optimal test AUC of %s: %.4f", source["dataset"], summary["bayes_optimal_auc"])
