@@ -35,14 +35,24 @@ Variants (``attention``): ``"est"`` (LCA + CSA), ``"lca_only"`` (no CSA: B chang
 through its FFN), ``"full"`` (the Full-Attention ablation, Table 4: one multi-head
 self-attention over [B; N] with shared weights replaces LCA and CSA; same FFNs).
 
+SimTier token (optional, ``simtier=True``; off in every preset): the similarity histogram of
+Sheng et al. (CIKM 2024, the paper's [30]; ``ttsctr.layers.simtier``) between the candidate's
+content vector and B_u's, projected to one token. All of the paper's baselines carry it in N
+(§6.1.3); here EST takes it as one more N token (F_N + 1 query tokens, with its own
+token-specific LCA and FFN weights) and MeanPoolMLP concatenates it to its MLP input. It
+needs the layout's ``candidate_index`` (the context field holding the candidate item, whose
+local code is the item index — ``SequenceFeatureSpec.candidate_field``).
+
 ``embed`` / ``forward_embedded`` (the ``CTRModel`` split): ``embed(x)`` returns the packed
 tensor (B, F_N + L + K, D + 1 + d_c): columns ``[:D]`` the tokens [N; B_u; B_c], column
 ``D`` a 1/0 flag (1 for N tokens and real behaviours, 0 for padding), columns ``D+1:`` the
-normalised content vectors (zero for N tokens and padding). ``forward_embedded`` reads
-masks and CSA weights from the extra columns, so it needs nothing but ``e``; a variant that
-zeroes a sequence position's row turns it into padding. ``self.embedding_dim`` is that
-packed width (as DeepFM's is D + 1); the token width is ``self.token_dim``. Variants that
-perturb embedding coordinates should touch only ``[..., :D]``.
+normalised content vectors (zero for padding and for N tokens, except that the candidate
+field's row carries the candidate item's content when the layout has a ``candidate_index``).
+``forward_embedded`` reads masks, CSA weights and the SimTier histogram from the extra
+columns, so it needs nothing but ``e``; a variant that zeroes a sequence position's row turns
+it into padding. ``self.embedding_dim`` is that packed width (as DeepFM's is D + 1); the token
+width is ``self.token_dim``. Variants that perturb embedding coordinates should touch only
+``[..., :D]``.
 
 FLOPs: the registered backbones are measured by ``ttsctr.flops.model_cost`` like every model
 (their spec's slots are fields); ``est_cost(model)`` does the same for a raw ``EST`` on a valid
@@ -57,7 +67,8 @@ give ``MeanPoolMLP`` the same widths and MLPs.
 
 Registered as ``est`` and ``seq_mean_pool`` (``inputs="sequence"``): ``ESTBackbone`` and
 ``MeanPoolBackbone`` are built from a ``ttsctr.features.SequenceFeatureSpec`` and take its global
-ids, turning the slot ids into item indices; the raw classes take a ``SequenceLayout``.
+ids, turning the slot ids into item indices; the raw classes take a ``SequenceLayout``. The
+hierarchical DIN baselines (``ttsctr.models.din``) share ``SequenceCTRModel`` and ``_SpecIds``.
 """
 
 from __future__ import annotations
@@ -79,6 +90,7 @@ from ttsctr.layers.sequence_attention import (
     SharedFFN,
     csa_weights,
 )
+from ttsctr.layers.simtier import SimTier
 from ttsctr.models.base import CTRModel, ModelConfig
 from ttsctr.models.registry import register_model
 
@@ -98,11 +110,17 @@ class SequenceLayout:
     candidate_len: int  # K
     n_items: int
     content: torch.Tensor = field(repr=False, compare=False)
+    # Column (< F_N) of the field holding the candidate item, whose local code is the item
+    # index (vocabulary n_items + 1); None when unknown (then no SimTier token, no DIN query).
+    candidate_index: int | None = None
 
     def __post_init__(self) -> None:
         for key in ("num_fields", "user_len", "candidate_len", "n_items"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"SequenceLayout: {key} must be >= 1, got {getattr(self, key)}")
+        if self.candidate_index is not None and not 0 <= self.candidate_index < self.num_fields:
+            raise ConfigError(f"SequenceLayout: candidate_index must be a context column in [0, {self.num_fields}), "
+                              f"got {self.candidate_index}")
         content = self.content
         if not isinstance(content, torch.Tensor) or content.dim() != 2 or content.shape[0] != self.n_items + 1:
             shape = tuple(content.shape) if isinstance(content, torch.Tensor) else type(content).__name__
@@ -151,12 +169,16 @@ class ESTConfig(ModelConfig):
     hidden_units: tuple[int, ...] = (1024, 512, 256)
     attention: str = "est"  # "est" | "full" | "lca_only"
     content_tokens: bool = True  # add a projection of the content vector to behaviour tokens
+    simtier: bool = False  # one more N token: the SimTier histogram of B_u (module docstring)
+    n_tiers: int = 10  # SimTier bins over [-1, 1] (ours; the paper does not give it)
 
 
 @dataclass
 class MeanPoolMLPConfig(ModelConfig):
     hidden_units: tuple[int, ...] = (1024, 512, 256)
     content_tokens: bool = True
+    simtier: bool = False  # concatenate the SimTier token of B_u to the MLP input
+    n_tiers: int = 10
 
 
 PRESETS: dict[str, ESTConfig] = {
@@ -199,8 +221,9 @@ def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class SequenceCTRModel(CTRModel):
-    """Shared input side of EST and MeanPoolMLP: layout checks, tokenizers, packing (see module
-    docstring for the packed ``embed`` output)."""
+    """Shared input side of the sequence backbones (EST, MeanPoolMLP, the DIN baselines of
+    ``ttsctr.models.din``): layout checks, tokenizers, packing (see module docstring for the
+    packed ``embed`` output) and the optional SimTier token (``use_simtier``)."""
 
     def __init__(self, spec: FeatureSpec, config: ModelConfig, layout: SequenceLayout) -> None:
         super().__init__(spec, config)
@@ -212,6 +235,15 @@ class SequenceCTRModel(CTRModel):
                 f"has {spec.num_fields}"
             )
         self.layout = layout
+        self.candidate_offset: int | None = None  # global id of the candidate field's code 0
+        if layout.candidate_index is not None:
+            ci = layout.candidate_index
+            if spec.vocab_sizes[ci] != layout.n_items + 1:
+                raise ConfigError(
+                    f"{type(self).__name__}: candidate field {spec.field_names[ci]!r} has {spec.vocab_sizes[ci]} "
+                    f"codes; expected n_items + 1 = {layout.n_items + 1} (its code is the item index)"
+                )
+            self.candidate_offset = spec.offsets[ci]
         self.token_dim = config.embedding_dim  # D
         self.embedding_dim = config.embedding_dim + 1 + layout.content_dim  # packed width of embed()
         self.register_buffer("content", nn.functional.normalize(layout.content.float(), dim=-1), persistent=False)
@@ -219,6 +251,14 @@ class SequenceCTRModel(CTRModel):
         content_tokens = getattr(config, "content_tokens", True)
         self.user_tokenizer = BehaviourTokenizer(*tokenizer_args, content_tokens=content_tokens)
         self.candidate_tokenizer = BehaviourTokenizer(*tokenizer_args, content_tokens=content_tokens)
+        self.simtier: SimTier | None = None  # set by use_simtier()
+
+    def use_simtier(self, n_tiers: int) -> None:
+        """Add the SimTier token (``simtier_token``); needs the layout's ``candidate_index``."""
+        if self.layout.candidate_index is None:
+            raise ConfigError(f"{type(self).__name__}: the SimTier token needs the candidate item's field "
+                              "(SequenceLayout.candidate_index / SequenceFeatureSpec.candidate_field)")
+        self.simtier = SimTier(n_tiers, self.token_dim)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         layout = self.layout
@@ -229,15 +269,24 @@ class SequenceCTRModel(CTRModel):
             )
         fields, user, candidate = layout.split(x)
         items_all = x[:, layout.num_fields:]
+        target = None  # (B,) the candidate item's index, when the layout knows its field
+        if self.candidate_offset is not None:
+            target = fields[:, layout.candidate_index] - self.candidate_offset
+            items_all = torch.cat([items_all, target[:, None]], dim=1)
         bad = bool(((items_all < 0) | (items_all > layout.n_items)).any()) if items_all.numel() else False
-        for name, items in (("user", user), ("candidate", candidate)) if bad else ():  # one sync per batch
-            if items.numel() and (int(items.min()) < 0 or int(items.max()) > layout.n_items):
+        named = (("user", user), ("candidate", candidate), ("candidate field", target))
+        for name, items in named if bad else ():  # one sync per batch
+            if items is not None and items.numel() and (int(items.min()) < 0 or int(items.max()) > layout.n_items):
                 raise DataFormatError(
                     None, found=f"{name} item index {int(items.min())}..{int(items.max())}",
                     expected=f"item indices in [0, {layout.n_items}] (0 = padding)",
                 )
         n = self.embedding(fields)  # (B, F_N, D)
-        packed = [self._pack(n, torch.ones_like(fields, dtype=torch.bool), None)]
+        n_content = None
+        if target is not None:  # the candidate's content in its field's row, zeros elsewhere
+            n_content = n.new_zeros(*n.shape[:2], layout.content_dim)  # (B, F_N, d_c)
+            n_content[:, layout.candidate_index] = self.content[target].to(n.dtype)
+        packed = [self._pack(n, torch.ones_like(fields, dtype=torch.bool), n_content)]
         for items, tokenizer in ((user, self.user_tokenizer), (candidate, self.candidate_tokenizer)):
             mask = items != 0  # (B, L)
             content = self.content[items]  # (B, L, d_c), zero at padding
@@ -261,13 +310,27 @@ class SequenceCTRModel(CTRModel):
         behaviour = e[:, f:]
         return e[:, :f, :d], behaviour[..., :d], behaviour[..., d] > 0.5, behaviour[..., d + 1 :]
 
+    def candidate_content(self, e: torch.Tensor) -> torch.Tensor:
+        """The candidate item's normalised content vector (B, d_c) of a packed ``e``."""
+        if self.layout.candidate_index is None:
+            raise ConfigError(f"{type(self).__name__}: the layout has no candidate_index")
+        return e[:, self.layout.candidate_index, self.token_dim + 1 :]  # (B, d_c)
+
+    def simtier_token(self, e: torch.Tensor, mask: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        """SimTier token (B, D) of B_u against the candidate; ``mask`` (B, L+K), ``content``
+        (B, L+K, d_c) as ``unpack`` returns them."""
+        if self.simtier is None:
+            raise ConfigError(f"{type(self).__name__}: built without the SimTier token")
+        u = self.layout.user_len
+        return self.simtier(self.candidate_content(e), content[:, :u], mask[:, :u])  # (B, D)
 
 
 class ESTLayer(nn.Module):
     """One EST block (module docstring): LCA ∥ CSA (or full self-attention), then the FFNs.
 
     Input n (B, F_N, D), b (B, L+K, D), mask (B, L+K), csa (G_u, G_c) or None ->
-    (n, b) of the same shapes.
+    (n, b) of the same shapes (``num_fields`` is the number of N tokens: F_N, or F_N + 1 with
+    the SimTier token).
     """
 
     def __init__(self, num_fields: int, user_len: int, config: ESTConfig) -> None:
@@ -314,13 +377,16 @@ class EST(SequenceCTRModel):
     def __init__(self, spec: FeatureSpec, config: ESTConfig, layout: SequenceLayout) -> None:
         super().__init__(spec, config, layout)
         self._check(config)
+        if config.simtier:
+            self.use_simtier(config.n_tiers)
+        num_queries = spec.num_fields + int(config.simtier)  # N tokens: F_N (+ SimTier)
         self.layers = nn.ModuleList(
-            ESTLayer(spec.num_fields, layout.user_len, config) for _ in range(config.num_layers)
+            ESTLayer(num_queries, layout.user_len, config) for _ in range(config.num_layers)
         )
         self.n_norm = nn.LayerNorm(config.embedding_dim)
         self.b_norm = nn.LayerNorm(config.embedding_dim)
         self.head = MLP(
-            (spec.num_fields + 1) * config.embedding_dim, config.hidden_units, output_dim=1,
+            (num_queries + 1) * config.embedding_dim, config.hidden_units, output_dim=1,
             dropout=config.dropout, batch_norm=config.batch_norm,
         )
 
@@ -348,6 +414,8 @@ class EST(SequenceCTRModel):
 
     def forward_embedded(self, e: torch.Tensor) -> torch.Tensor:
         n, b, mask, content = self.unpack(e)  # (B, F_N, D), (B, L+K, D), (B, L+K), (B, L+K, d_c)
+        if self.simtier is not None:
+            n = torch.cat([n, self.simtier_token(e, mask, content)[:, None]], dim=1)  # (B, F_N + 1, D)
         csa = self.csa_weights(mask, content)  # once per batch, shared by all layers
         for layer in self.layers:
             n, b = layer(n, b, mask, csa)
@@ -358,22 +426,27 @@ class EST(SequenceCTRModel):
 
 class MeanPoolMLP(SequenceCTRModel):
     """Baseline on the same inputs: ``logit = MLP([flatten(N); MaskedMean(B_u); MaskedMean(B_c)])``
-    with the same tokenizers as EST and no interaction before the MLP (early aggregation).
+    (``[...; SimTier]`` with ``simtier=True``) with the same tokenizers as EST and no interaction
+    before the MLP (early aggregation).
     ``MeanPoolMLP(spec, config, layout)``; ``forward(x)``: (B, F_N + L + K) -> (B,)."""
 
     config_class = MeanPoolMLPConfig
 
     def __init__(self, spec: FeatureSpec, config: MeanPoolMLPConfig, layout: SequenceLayout) -> None:
         super().__init__(spec, config, layout)
+        if config.simtier:
+            self.use_simtier(config.n_tiers)
         self.head = MLP(
-            (spec.num_fields + 2) * config.embedding_dim, config.hidden_units, output_dim=1,
+            (spec.num_fields + 2 + int(config.simtier)) * config.embedding_dim, config.hidden_units, output_dim=1,
             dropout=config.dropout, batch_norm=config.batch_norm,
         )
 
     def forward_embedded(self, e: torch.Tensor) -> torch.Tensor:
-        n, b, mask, _ = self.unpack(e)
+        n, b, mask, content = self.unpack(e)
         u = self.layout.user_len
         pooled = [masked_mean(b[:, :u], mask[:, :u]), masked_mean(b[:, u:], mask[:, u:])]  # 2 × (B, D)
+        if self.simtier is not None:
+            pooled.append(self.simtier_token(e, mask, content))  # (B, D)
         return self.head(torch.cat([n.flatten(1), *pooled], dim=1)).squeeze(-1)  # (B,)
 
 
@@ -398,7 +471,7 @@ def layout_of(spec: SequenceFeatureSpec) -> SequenceLayout:
         raise ConfigError(f"a sequence backbone needs a SequenceFeatureSpec (fields N, then behaviour slots); got "
                           f"{type(spec).__name__} with fields {list(spec.field_names[:5])}")
     return SequenceLayout(spec.num_context_fields, spec.user_len, spec.candidate_len, spec.n_items,
-                          torch.as_tensor(spec.content, dtype=torch.float32))
+                          torch.as_tensor(spec.content, dtype=torch.float32), spec.candidate_index)
 
 
 class _SpecIds:
@@ -408,7 +481,7 @@ class _SpecIds:
 
     def __init__(self, spec: FeatureSpec, config: ModelConfig) -> None:
         layout = layout_of(spec)  # refuses a plain FeatureSpec first
-        super().__init__(spec.context_spec(), config, layout)  # EST / MeanPoolMLP by the MRO
+        super().__init__(spec.context_spec(), config, layout)  # EST / MeanPoolMLP / ... by the MRO
         self.spec = spec  # the group's view: every column of x is a field
         self.register_buffer("slot_offsets", torch.tensor(spec.slot_offsets, dtype=torch.long), persistent=False)
 
