@@ -10,8 +10,10 @@ validation AUC), on the same split:
 
 * ``est`` (LCA + CSA), ``est`` with ``attention=lca_only`` and ``attention=full``
   (Full-Attention), ``seq_mean_pool`` (mean-pooled behaviours + N into an MLP);
-* DCNv2 and RankMixer on the non-behavioural fields N only, and a logistic regression on N
-  (the floor);
+* ``est`` with a SimTier token (``simtier=True``); the hierarchical baselines ``din_dcnv2`` and
+  ``din_rankmixer`` (DIN target attention compresses each sequence, then DCNv2 / RankMixer);
+* the tabular backbones of ``--tabular`` (DCNv2, RankMixer, DeepFM, Wukong) on the
+  non-behavioural fields N only, and a logistic regression on N (the floor);
 * ``--seeds`` EST members merged (Eq. 10) at 1, 2, 4, ... members with DeLong's test against
   the single members (``ttsctr.merging.scaling_table``).
 
@@ -40,6 +42,8 @@ def main() -> int:
     ap.add_argument("--preset", default="small")
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--tabular", default="dcnv2,rankmixer,deepfm,wukong",
+                    help="tabular backbones trained on the non-behavioural fields N (comma-separated)")
     args = ap.parse_args()
     raw = Path(args.raw)
     if not (raw / "u.data.gz").exists() and not (raw / "u.data").exists():
@@ -88,8 +92,11 @@ def main() -> int:
     fit("est (LCA + CSA)", "est")
     fit("est lca_only", "est", overrides={"attention": "lca_only"})
     fit("est full attention", "est", overrides={"attention": "full"})
-    fit("dcnv2 (N)", "dcnv2", context_only=True)
-    fit("rankmixer (N)", "rankmixer", context_only=True)
+    fit("est + simtier", "est", overrides={"simtier": True})
+    fit("din + dcnv2", "din_dcnv2")
+    fit("din + rankmixer", "din_rankmixer")
+    for backbone in args.tabular.split(","):
+        fit(f"{backbone} (N)", backbone, context_only=True)
     for seed in range(1, args.seeds):
         fit(f"est seed {seed}", "est", seed)
 

@@ -60,6 +60,7 @@ __all__ = [
     "is_sequence_map",
     "load_feature_spec",
     "expand_list_columns",
+    "sequence_validation_inputs",
     "SequenceEventEncoder",
 ]
 
@@ -268,6 +269,29 @@ def expand_list_columns(table: pa.Table, fmap: Mapping[str, Any], source: str | 
         blocks.append(flat.to_numpy(zero_copy_only=False).reshape(n, width))
         names += [f"{column}_{j}" for j in range(width)]
     return names, np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0), np.int32)
+
+
+def sequence_validation_inputs(table: pa.Table, fmap: Mapping[str, Any], source: str | Path) -> tuple[
+        pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]], dict[str, np.ndarray]]:
+    """What the GX checks of an encoded sequence split read: the split as a frame with each list
+    column spread into one column per slot (``label``, N, slots, extras: the id-range checks of
+    :func:`ttsctr.validation.validate_encoded_split`), and per sequence its slot ids with their
+    padding ids and its stored lengths (:func:`ttsctr.validation.validate_sequence_padding`)."""
+    seq = fmap["sequence"]
+    names, ids = expand_list_columns(table, fmap, source)
+    slot_meta = {f["name"]: f for f in fmap["fields"][len(seq["context_fields"]):]}
+    slots, start = {}, 0
+    for column, width in seq["list_columns"].items():
+        width = int(width)
+        padding = np.array([slot_meta[n]["padding_global_id"] for n in names[start:start + width]])
+        slots[column] = (ids[:, start:start + width], padding)
+        start += width
+    lengths = {column: table.column(length).to_numpy() for column, length in seq["length_columns"].items()}
+    frame = table.drop_columns(list(seq["list_columns"])).to_pandas()
+    head = [c for c in frame.columns if c == LABEL_COLUMN or c in seq["context_fields"]]
+    rest = [c for c in frame.columns if c not in head]
+    frame = pd.concat([frame[head], pd.DataFrame(ids, columns=names, index=frame.index), frame[rest]], axis=1)
+    return frame, slots, lengths
 
 
 # --------------------------------------------------------------------------------------------

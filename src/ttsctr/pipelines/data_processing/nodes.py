@@ -39,8 +39,8 @@ from ttsctr.data.sequence_store import (
     SEQUENCE_FORMATS,
     SEQUENCE_MAP_VERSION,
     build_sequence_data,
-    expand_list_columns,
     is_sequence_map,
+    sequence_validation_inputs,
     write_sequence_model_input,
 )
 from ttsctr.data.sequences import SequenceConfig
@@ -422,30 +422,6 @@ def _empty_split_hint(source: dict[str, Any], split_rows: dict[str, int], total:
     )
 
 
-def _sequence_frame(table: pa.Table, feature_map: dict[str, Any], path: Path, split: str, reports: list[Any],
-                    gx_args: dict[str, Any]) -> Any:
-    """A sequence split with its list columns spread into one column per slot (what the id-range
-    checks read); the lengths and padding are validated here (suite ``<dataset>.sequences``)."""
-    import pandas as pd
-
-    seq = feature_map["sequence"]
-    names, ids = expand_list_columns(table, feature_map, path)
-    slot_meta = {f["name"]: f for f in feature_map["fields"][len(seq["context_fields"]):]}
-    slots, start = {}, 0
-    for column, width in seq["list_columns"].items():
-        block = ids[:, start:start + int(width)]
-        padding = np.array([slot_meta[n]["padding_global_id"] for n in names[start:start + int(width)]])
-        slots[column] = (block, padding)
-        start += int(width)
-    lengths = {column: table.column(length).to_numpy() for column, length in seq["length_columns"].items()}
-    reports.append(validate_sequence_padding(slots, lengths, split=split, source=str(path), **gx_args))
-    frame = table.drop_columns(list(seq["list_columns"])).to_pandas()
-    slot_frame = pd.DataFrame(ids, columns=names, index=frame.index)
-    head = [c for c in frame.columns if c == "label" or c in seq["context_fields"]]
-    rest = [c for c in frame.columns if c not in head]
-    return pd.concat([frame[head], slot_frame, frame[rest]], axis=1)
-
-
 def validate_encoded_data(staged: dict[str, Any], validation: dict[str, Any]) -> dict[str, Any]:
     """GX on the staged splits: ids within their field's range, no nulls, split sizes add up.
 
@@ -470,8 +446,11 @@ def validate_encoded_data(staged: dict[str, Any], validation: dict[str, Any]) ->
                 path = staging / f"{split}.parquet"
                 table = pq.read_table(path)
                 split_rows[split] = table.num_rows
-                frame = _sequence_frame(table, feature_map, path, split, reports, gx_args) \
-                    if is_sequence_map(feature_map) else table.to_pandas()
+                if is_sequence_map(feature_map):  # slots spread into columns; lengths and padding checked too
+                    frame, slots, lengths = sequence_validation_inputs(table, feature_map, path)
+                    reports.append(validate_sequence_padding(slots, lengths, split=split, source=str(path), **gx_args))
+                else:
+                    frame = table.to_pandas()
                 reports.append(
                     validate_encoded_split(
                         frame, split=split, field_ranges=ranges, source=str(path),
