@@ -36,6 +36,25 @@ Request contract (JSON, UTF-8; what MLflow's JSON parsing hands to :meth:`Merged
   readers parse ``""`` as null); values never seen in training are served as OOV;
 * a record that repeats a key keeps the last value (JSON parsing); repeated ``dataframe_split``
   columns are a 400.
+
+Behaviour-sequence datasets (EST; a model-input folder whose feature map has a ``sequence``
+block, :mod:`ttsctr.data.sequence_store`) are served from events instead of raw rows. The model
+also carries the folder's ``content.npy``, ``users.parquet`` and ``items.parquet`` and encodes
+with :class:`~ttsctr.data.sequence_store.SequenceEventEncoder`, exactly as the published splits
+were encoded. One record per event:
+
+* ``user_id``, ``item_id``: JSON integers (integral floats accepted) of a user / item of the
+  training data; the candidate's attributes come from ``items.parquet``, the user's from
+  ``users.parquet``;
+* ``history``: a JSON array of the item ids the user interacted with strictly before the event,
+  oldest first; ``[]`` for none (fully masked sequences). ``null``, a string or a number is a 400,
+  as is an unknown item (the message names it). B_u keeps the last L items (longer histories
+  are truncated, and counted in an INFO log line), B_c the k items most content-similar to the
+  candidate among the whole history;
+* optionally ``timestamp`` (the event's) and ``history_timestamps`` (one per history item),
+  together or not at all: then every history item must be strictly earlier than the event.
+
+The answer is the same as for tabular datasets: one ``probability`` per event.
 """
 
 from __future__ import annotations
@@ -60,6 +79,13 @@ from ttsctr.errors import TTSCTRError
 from ttsctr.merging.rules import get_rule
 
 MODEL_INPUT_FILES = ("feature_map.json", "vocabulary.parquet")
+# what a behaviour-sequence model input adds (ttsctr.data.sequence_store): content, users, items
+SEQUENCE_INPUT_FILES = ("content.npy", "users.parquet", "items.parquet")
+# the request columns of a sequence model; timestamp and history_timestamps go together
+SEQUENCE_COLUMNS = ("user_id", "item_id", "history")
+SEQUENCE_TIME_COLUMNS = ("timestamp", "history_timestamps")
+
+_logger = logging.getLogger(__name__)
 
 
 class MergedEnsembleModel(mlflow.pyfunc.PythonModel):
@@ -74,16 +100,23 @@ class MergedEnsembleModel(mlflow.pyfunc.PythonModel):
         self.merge_rule = get_rule(merge_rule).name
 
     def load_context(self, context: Any) -> None:
+        from ttsctr.data.io import load_feature_map
         from ttsctr.data.preprocess import FeatureEncoder
+        from ttsctr.data.sequence_store import SequenceEventEncoder, is_sequence_map
         from ttsctr.training import load_group
 
-        self.encoder = FeatureEncoder.load(context.artifacts["model_input"])
+        model_input = context.artifacts["model_input"]
+        self.sequence = is_sequence_map(load_feature_map(model_input))
+        self.encoder = (SequenceEventEncoder.from_model_input(model_input) if self.sequence
+                        else FeatureEncoder.load(model_input))
         names = sorted(k for k in context.artifacts if k.startswith("group_"))
         self.groups = [load_group(context.artifacts[name])[0].eval() for name in names]
         sizes = np.array([len(g.members) for g in self.groups], dtype=np.float64)
         self.group_weights = sizes / sizes.sum()
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        if getattr(self, "sequence", False):
+            return self._predict_events(model_input)
         frame = _as_frame(model_input)
         if len(frame) == 0:
             raise _bad_request("the request holds no rows; expected at least one row with exactly the raw "
@@ -97,6 +130,22 @@ class MergedEnsembleModel(mlflow.pyfunc.PythonModel):
             raise _bad_request(f"the raw rows could not be encoded: {type(exc).__name__}: {exc}") from exc
         rule = getattr(self, "merge_rule", "mean_prob")
         return pd.DataFrame({"probability": predict_merged(self.groups, self.group_weights, x, rule=rule)})
+
+    def _predict_events(self, model_input: Any) -> pd.DataFrame:
+        """The sequence path: events (user_id, item_id, history, ...) -> merged probabilities."""
+        events = _events_frame(_as_events(model_input))
+        try:
+            encoded = self.encoder.encode(events)
+        except TTSCTRError as exc:
+            raise _bad_request(str(exc)) from exc
+        except (ValueError, TypeError, KeyError, ArithmeticError, IndexError) as exc:
+            # any other failure to encode comes from the request's values, not from the model
+            raise _bad_request(f"the events could not be encoded: {type(exc).__name__}: {exc}") from exc
+        if encoded.truncated:
+            _logger.info("%d of %d event(s) have a history longer than L = %d: only the last %d items went into B_u",
+                         encoded.truncated, len(events), self.encoder.spec.user_len, self.encoder.spec.user_len)
+        rule = getattr(self, "merge_rule", "mean_prob")
+        return pd.DataFrame({"probability": predict_merged(self.groups, self.group_weights, encoded.x, rule=rule)})
 
     def _explain(self, exc: TTSCTRError) -> str:
         field = getattr(exc, "field", None)
@@ -141,6 +190,92 @@ def _as_frame(model_input: Any) -> pd.DataFrame:
                            "dataframe_records or dataframe_split") from exc
 
 
+def _as_events(model_input: Any) -> pd.DataFrame:
+    """The request of a sequence model as a DataFrame of events; what cannot be one is a 400.
+
+    A dict is one event (``{"user_id": 1, "item_id": 2, "history": [3, 4]}``) unless its
+    ``history`` holds one array per event (columns).
+    """
+    if isinstance(model_input, pd.DataFrame):
+        return model_input
+    try:
+        if isinstance(model_input, dict):
+            cols = {str(k): _plain(v) for k, v in model_input.items()}
+            history = cols.get("history")
+            columnar = isinstance(history, list) and bool(history) and all(
+                isinstance(h, list) or h is None for h in history)
+            return pd.DataFrame(cols) if columnar else pd.DataFrame([cols])
+        if isinstance(model_input, (list, tuple)) and all(isinstance(r, dict) for r in model_input):
+            return pd.DataFrame([{str(k): _plain(v) for k, v in r.items()} for r in model_input])
+    except (ValueError, TypeError) as exc:
+        raise _bad_request(f"the input is not a table of events ({exc}); send JSON dataframe_records "
+                           f"with {list(SEQUENCE_COLUMNS)}") from exc
+    raise _bad_request(f"the input is not a table of events (got a {type(model_input).__name__}); send JSON "
+                       f"dataframe_records with {list(SEQUENCE_COLUMNS)}")
+
+
+def _event_int(value: Any, column: str, row: int) -> int:
+    """A JSON integer (or an integral float) of event ``row``; anything else is a 400 naming it."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _bad_request(f"event {row}: {column} {value!r} is not an integer; expected a JSON integer")
+    if isinstance(value, float):
+        if not np.isfinite(value) or value != int(value):
+            raise _bad_request(f"event {row}: {column} {value!r} is not an integer; expected a JSON integer")
+        value = int(value)
+    if not -(2**63) <= value < 2**63:
+        raise _bad_request(f"event {row}: {column} {value!r} is outside int64")
+    return value
+
+
+def _event_ints(value: Any, column: str, row: int) -> list[int]:
+    """A JSON array of integers of event ``row`` (``[]`` allowed); ``null``, text, numbers are a 400."""
+    value = _plain(value)
+    if not isinstance(value, (list, tuple)):
+        wanted = ("the item ids the user interacted with before the event, oldest first ([] for none)"
+                  if column == "history" else "one integer per history item")
+        raise _bad_request(f"event {row}: {column} is {value!r}, not a JSON array; expected {wanted}")
+    out = []
+    for v in value:
+        try:
+            out.append(_event_int(v, column, row))
+        except MlflowException:
+            raise _bad_request(f"event {row}: {column} holds {v!r}, not an integer; expected a JSON array of "
+                               "integers") from None
+    return out
+
+
+def _events_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The events checked and normalised (Python ints, lists of ints) for the encoder; 400s name the column."""
+    expected = (f"exactly the columns {list(SEQUENCE_COLUMNS)}, optionally with both "
+                f"{list(SEQUENCE_TIME_COLUMNS)}")
+    if len(frame) == 0:
+        raise _bad_request(f"the request holds no events; expected at least one record with {expected}")
+    cols = [str(c) for c in frame.columns]
+    known = SEQUENCE_COLUMNS + SEQUENCE_TIME_COLUMNS
+    missing = [c for c in SEQUENCE_COLUMNS if c not in cols]
+    extra = [c for c in cols if c not in known]
+    repeated = sorted({c for c in cols if cols.count(c) > 1})
+    times = [c for c in SEQUENCE_TIME_COLUMNS if c in cols]
+    lone = [f"{a} without {b}" for a, b in (SEQUENCE_TIME_COLUMNS, SEQUENCE_TIME_COLUMNS[::-1]) if times == [a]]
+    if missing or extra or repeated or lone:
+        parts = [f"missing columns {missing}" if missing else "", f"unexpected columns {extra}" if extra else "",
+                 f"duplicated columns {repeated}" if repeated else "", *lone]
+        raise _bad_request(f"{'; '.join(p for p in parts if p)}; expected {expected}")
+    frame = frame.set_axis(cols, axis=1)
+    out: dict[str, list[Any]] = {c: [] for c in SEQUENCE_COLUMNS + tuple(times)}
+    for row, record in enumerate(frame[list(out)].itertuples(index=False, name=None)):
+        values = dict(zip(out, record))
+        out["user_id"].append(_event_int(values["user_id"], "user_id", row))
+        out["item_id"].append(_event_int(values["item_id"], "item_id", row))
+        out["history"].append(_event_ints(values["history"], "history", row))
+        if times:
+            out["timestamp"].append(_event_int(values["timestamp"], "timestamp", row))
+            out["history_timestamps"].append(_event_ints(values["history_timestamps"], "history_timestamps", row))
+    return pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in out.items()})
+
+
 @torch.no_grad()
 def predict_merged(groups: Sequence[torch.nn.Module], weights: np.ndarray, x: np.ndarray, batch_size: int = 65536,
                    rule: str = "mean_prob") -> np.ndarray:
@@ -163,6 +298,21 @@ def predict_merged(groups: Sequence[torch.nn.Module], weights: np.ndarray, x: np
     return np.asarray(r.to_prob(acc), dtype=np.float64)
 
 
+def model_input_files(model_input_dir: str | Path) -> tuple[str, ...]:
+    """The files of ``model_input_dir`` a served model carries: the feature map and vocabulary,
+    and for a behaviour-sequence folder also its content vectors and user / item tables (under
+    the names its feature map's ``sequence`` block gives, :data:`SEQUENCE_INPUT_FILES` by default)."""
+    from ttsctr.data.io import load_feature_map
+    from ttsctr.data.sequence_store import is_sequence_map
+
+    fmap = load_feature_map(model_input_dir)
+    if not is_sequence_map(fmap):
+        return MODEL_INPUT_FILES
+    seq = fmap["sequence"]
+    keys = ("content_file", "users_file", "items_file")
+    return MODEL_INPUT_FILES + tuple(str(seq.get(key, default)) for key, default in zip(keys, SEQUENCE_INPUT_FILES))
+
+
 def build_artifacts(model_input_dir: str | Path, group_checkpoints: Sequence[str | Path], workdir: str | Path) -> dict[str, str]:
     """Collect what the pyfunc model needs into ``workdir`` and return MLflow's artifacts mapping.
 
@@ -180,7 +330,7 @@ def build_artifacts(model_input_dir: str | Path, group_checkpoints: Sequence[str
     versions = {str(ckpt): checkpoint_data_version(ckpt) for ckpt in group_checkpoints}
     for ckpt, version in versions.items():
         require_data_version(model_input_dir, version, what=f"serving the group checkpoint {ckpt}")
-    for name in MODEL_INPUT_FILES:
+    for name in model_input_files(model_input_dir):
         shutil.copy2(Path(model_input_dir) / name, model_input / name)
     for ckpt, version in versions.items():  # the copied files are those of that version
         require_data_version(model_input_dir, version, what=f"serving the group checkpoint {ckpt}")
@@ -191,7 +341,9 @@ def build_artifacts(model_input_dir: str | Path, group_checkpoints: Sequence[str
 
 
 def model_signature(model_input_dir: str | Path) -> Any:
-    """The signature of a merged ensemble: the dataset's raw fields in, ``probability`` out.
+    """The signature of a merged ensemble: the dataset's raw fields in, ``probability`` out
+    (for a behaviour-sequence dataset: ``user_id``, ``item_id``, ``history``, ``timestamp`` and
+    ``history_timestamps`` in).
 
     The raw fields are declared with MLflow's ``Any`` type and as optional: MLflow's schema
     enforcement would otherwise answer in its own words (or drop columns) before the model's
@@ -203,14 +355,24 @@ def model_signature(model_input_dir: str | Path) -> Any:
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
     from ttsctr.data.io import load_feature_map
+    from ttsctr.data.sequence_store import is_sequence_map
 
-    names = [f["name"] for f in load_feature_map(model_input_dir)["fields"]]
+    fmap = load_feature_map(model_input_dir)
+    if is_sequence_map(fmap):
+        # the event columns (module docstring); Any lets the history arrays through as lists
+        names = [*SEQUENCE_COLUMNS, *SEQUENCE_TIME_COLUMNS]
+    else:
+        names = [f["name"] for f in fmap["fields"]]
     return ModelSignature(inputs=Schema([ColSpec(AnyType(), name, required=False) for name in names]),
                           outputs=Schema([ColSpec("double", "probability")]))
 
 
 def raw_input_example(source: dict[str, Any], model_input_dir: str | Path, rows: int = 1) -> pd.DataFrame:
     """``rows`` real raw rows of the dataset's raw file(s), with exactly the served fields.
+
+    For a behaviour-sequence folder: ``rows`` real events of its test split with their real
+    histories (:func:`sequence_split_events`), the first ones with a history (else the first
+    ones); ``source`` is not read.
 
     ``source``: ``format``, ``raw_files`` (as in the data_processing summary); the reader options
     are the feature map's. The first rows whose categorical fields are all present are taken
@@ -219,8 +381,11 @@ def raw_input_example(source: dict[str, Any], model_input_dir: str | Path, rows:
     """
     from ttsctr.data.io import load_feature_map
     from ttsctr.data.readers import get_reader
+    from ttsctr.data.sequence_store import is_sequence_map
 
     fmap = load_feature_map(model_input_dir)
+    if is_sequence_map(fmap):
+        return _sequence_input_example(model_input_dir, rows)
     reader = get_reader(source["format"], **(fmap.get("reader_options") or {}))
     categorical = [f.name for f in reader.fields if f.kind == "categorical"]
     for chunk in reader.iter_chunks(source["raw_files"][0], 1 << 20):
@@ -230,6 +395,85 @@ def raw_input_example(source: dict[str, Any], model_input_dir: str | Path, rows:
         complete = frame[frame[categorical].notna().all(axis=1)] if categorical else frame
         return (complete if len(complete) >= rows else frame).head(rows).reset_index(drop=True)
     raise TTSCTRError(f"{source['raw_files'][0]}: no rows to take an input example from")
+
+
+def _sequence_input_example(model_input_dir: str | Path, rows: int) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    from ttsctr.data.io import load_feature_map
+
+    folder = Path(model_input_dir)
+    n = pq.read_metadata(folder / "test.parquet").num_rows
+    if n == 0:
+        raise TTSCTRError(f"{folder / 'test.parquet'}: no events to take an input example from")
+    length_column = load_feature_map(folder)["sequence"].get("length_columns", {}).get("user_seq", "user_seq_len")
+    lengths = pq.read_table(folder / "test.parquet", columns=[length_column]).column(0).to_numpy()
+    with_history = np.flatnonzero(lengths > 0)
+    chosen = with_history[:rows] if with_history.size >= rows else np.arange(min(rows, n))
+    return sequence_split_events(folder, "test", chosen)
+
+
+def sequence_split_events(model_input_dir: str | Path, split: str = "test", rows: Sequence[int] | None = None,
+                          *, timestamps: bool = True) -> pd.DataFrame:
+    """The events behind rows of a behaviour-sequence split, as a served request holds them.
+
+    For each row (all of ``split``, or the 0-based positions ``rows``, in that order): ``user_id``
+    (the ``user`` column), ``item_id`` (the candidate field's local code, mapped to its id through
+    ``items.parquet``), ``history`` (every event of that user in the three published splits
+    strictly before the row's timestamp, in (timestamp, item) order: what B_u and B_c were built
+    from) and, with ``timestamps``, ``timestamp`` and ``history_timestamps``. Encoding them with
+    :class:`~ttsctr.data.sequence_store.SequenceEventEncoder` gives the row's stored ids.
+    """
+    import pyarrow.parquet as pq
+
+    from ttsctr.data.io import SPLITS, load_feature_map
+    from ttsctr.data.sequence_store import is_sequence_map
+
+    folder = Path(model_input_dir)
+    fmap = load_feature_map(folder)
+    if not is_sequence_map(fmap):
+        raise TTSCTRError(f"{folder}: not a behaviour-sequence dataset (its feature map has no 'sequence' block)")
+    if split not in SPLITS:
+        raise TTSCTRError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
+    seq = fmap["sequence"]
+    candidate = str(seq.get("candidate_field", "item"))
+    offset = next(int(f["offset"]) for f in fmap["fields"] if f["name"] == candidate)
+    items = pd.read_parquet(folder / str(seq.get("items_file", SEQUENCE_INPUT_FILES[2])))
+    codes = items[candidate].to_numpy(np.int64)
+    if np.unique(codes).size != codes.size:
+        raise TTSCTRError(f"{folder}: the {candidate!r} codes of the items table are not unique")
+    item_of = np.full(int(codes.max(initial=0)) + 1, -1, dtype=np.int64)
+    item_of[codes] = items["item_id"].to_numpy(np.int64)
+
+    def events(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        table = pq.read_table(folder / f"{name}.parquet", columns=["user", "timestamp", candidate])
+        local = table.column(candidate).to_numpy().astype(np.int64) - offset
+        if local.size and (local.min() < 0 or local.max() >= item_of.size or (item_of[local] < 0).any()):
+            raise TTSCTRError(f"{folder / f'{name}.parquet'}: candidate ids without an item in the items table")
+        return (table.column("user").to_numpy().astype(np.int64), table.column("timestamp").to_numpy().astype(np.int64),
+                item_of[local])
+
+    parts = {name: events(name) for name in SPLITS}
+    user, ts, item = (np.concatenate([parts[name][i] for name in SPLITS]) for i in range(3))
+    order = np.lexsort((item, ts, user))  # user-major, then (timestamp, item): the builder's history order
+    user, ts, item = user[order], ts[order], item[order]
+    q_user, q_ts, q_item = parts[split]
+    picked = np.arange(q_user.size) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+    if picked.size and (picked.min() < 0 or picked.max() >= q_user.size):
+        raise TTSCTRError(f"{split}: rows {picked.tolist()[:5]}... out of range (the split has {q_user.size} rows)")
+    records: dict[str, list[Any]] = {"user_id": [], "item_id": [], "history": []}
+    if timestamps:
+        records.update(timestamp=[], history_timestamps=[])
+    for r in picked.tolist():
+        start = np.searchsorted(user, q_user[r], side="left")
+        stop = start + np.searchsorted(ts[start:np.searchsorted(user, q_user[r], side="right")], q_ts[r], side="left")
+        records["user_id"].append(int(q_user[r]))
+        records["item_id"].append(int(q_item[r]))
+        records["history"].append(item[start:stop].tolist())
+        if timestamps:
+            records["timestamp"].append(int(q_ts[r]))
+            records["history_timestamps"].append(ts[start:stop].tolist())
+    return pd.DataFrame(records)
 
 
 def raw_split_rows(source: dict[str, Any], model_input_dir: str | Path, split: str = "test",

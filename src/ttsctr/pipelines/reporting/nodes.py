@@ -153,8 +153,10 @@ def _register_scale(summary: dict[str, Any], ensemble: EnsemblePlan, scale: int,
         f"{ensemble.label} at {scale}× on {summary['dataset']}: members 0-{n - 1} ({len(groups)} training group(s) of "
         f"{ensemble.group_size}), merged by {ensemble.merge_rule} within groups and size-weighted across them. "
         f"Test AUC {metrics.get('test_auc', float('nan')):.4f} is the mean over the scale's distinct draws "
-        f"({int(metrics.get('n_draws', 1))}); data version {summary['data_version']}. Input: one raw row per "
-        "record with exactly the dataset's raw fields; output: the merged click probability."))
+        f"({int(metrics.get('n_draws', 1))}); data version {summary['data_version']}. Input: "
+        + ("one event per record: user_id, item_id, history (the user's earlier item ids, oldest first)"
+           if "sequence" in summary else "one raw row per record with exactly the dataset's raw fields")
+        + "; output: the merged click probability."))
     return version
 
 

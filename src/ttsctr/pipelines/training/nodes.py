@@ -203,8 +203,8 @@ def _member_tags(result: dict[str, Any], position: int) -> dict[str, str]:
 
 def _register_members(result: dict[str, Any], model_input_summary: dict[str, Any], ensemble: EnsemblePlan,
                       group: GroupPlan) -> None:
-    """One registered version per member: a single-member pyfunc model taking raw rows (with a
-    real raw row as input example), logged in the group's run with the member's own test metrics."""
+    """One registered version per member: a single-member pyfunc model taking raw rows, or events
+    with their history for a sequence dataset (with a real one as input example), logged in the group's run with the member's own test metrics."""
     from ttsctr.serving import log_ensemble_model, raw_input_example
     from ttsctr.training import load_group
 
