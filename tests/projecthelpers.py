@@ -106,3 +106,23 @@ def write_group_predictions(root: Path, plan: Any, rng: Any, truths: dict[str, A
         manifests.append({"ensemble": plan.name, "group": group.name, "config_hash": "x", "members": names,
                           "member_indices": list(group.member_indices), "files": files, "data_version": data_version})
     return manifests
+
+
+TINY_SEQUENCE = {"user_len": 6, "candidate_len": 3, "content_dim": 8}
+TINY_SEQUENCE_LOG = {"n_users": 30, "n_items": 40, "events_per_user": 10}
+
+
+def publish_tiny_sequences(folder: Path) -> tuple[Any, str]:
+    """A generated behaviour-sequence log (:data:`TINY_SEQUENCE_LOG`, :data:`TINY_SEQUENCE`)
+    written to ``folder`` as the data_processing pipeline publishes it (marker with its data
+    version). Returns ``(sequence data, data version)``."""
+    import json
+
+    from ttsctr.data.sequence_store import build_sequence_data, write_sequence_model_input
+    from ttsctr.data.version import MARKER_FILE, compute_data_version
+
+    data = build_sequence_data("synthetic_seq", [], TINY_SEQUENCE, TINY_SEQUENCE_LOG)
+    write_sequence_model_input(data, folder, dataset="synthetic_seq", fmt="synthetic_seq")
+    version = compute_data_version(folder)
+    (folder / MARKER_FILE).write_text(json.dumps({"fingerprint": "test", "data_version": version}))
+    return data, version

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from projecthelpers import TINY_SEQUENCE, TINY_SEQUENCE_LOG, publish_tiny_sequences
 from ttsctr.data.io import load_split, load_splits
 from ttsctr.data.sequence_store import (
     SequenceEventEncoder,
@@ -19,23 +20,19 @@ from ttsctr.data.sequence_store import (
     write_sequence_model_input,
 )
 from ttsctr.data.sequences import sequence_inputs
-from ttsctr.data.version import MARKER_FILE, compute_data_version
+from ttsctr.data.version import compute_data_version
 from ttsctr.errors import ConfigError, DataFormatError
 from ttsctr.features import SequenceFeatureSpec
 from ttsctr.validation import validate_sequence_padding
 
-SEQUENCE = {"user_len": 6, "candidate_len": 3, "content_dim": 8}
-GENERATE = {"n_users": 30, "n_items": 40, "events_per_user": 10}
+SEQUENCE, GENERATE = TINY_SEQUENCE, TINY_SEQUENCE_LOG
 
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
-    data = build_sequence_data("synthetic_seq", [], SEQUENCE, GENERATE)
     folder = tmp_path_factory.mktemp("seq") / "synthetic_seq"
-    fmap = write_sequence_model_input(data, folder, dataset="synthetic_seq", fmt="synthetic_seq")
-    version = compute_data_version(folder)
-    (folder / MARKER_FILE).write_text(json.dumps({"fingerprint": "test", "data_version": version}))
-    return data, folder, fmap, version
+    data, version = publish_tiny_sequences(folder)
+    return data, folder, json.loads((folder / "feature_map.json").read_text()), version
 
 
 def _history(data, row: int) -> list[int]:

@@ -25,20 +25,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc.scoring_server import infer_and_parse_data
 
 from ttsctr.data.io import load_split
-from ttsctr.data.sequence_store import (
-    SequenceEventEncoder,
-    build_sequence_data,
-    load_feature_spec,
-    write_sequence_model_input,
-)
-from ttsctr.data.version import MARKER_FILE, compute_data_version
+from projecthelpers import TINY_SEQUENCE, publish_tiny_sequences
+from ttsctr.data.sequence_store import SequenceEventEncoder, load_feature_spec
 from ttsctr.serve import StrictColumns
 from ttsctr.serving import log_ensemble_model, model_signature, raw_input_example, sequence_split_events
 from ttsctr.training import MemberSpec, build_group, predict_logits, save_group
 
-SEQUENCE = {"user_len": 6, "candidate_len": 3, "content_dim": 8}
-GENERATE = {"n_users": 30, "n_items": 40, "events_per_user": 10}
-L, K = SEQUENCE["user_len"], SEQUENCE["candidate_len"]
+L, K = TINY_SEQUENCE["user_len"], TINY_SEQUENCE["candidate_len"]
 COLUMNS = ["user_id", "item_id", "history", "timestamp", "history_timestamps"]
 
 
@@ -66,10 +59,7 @@ def served(tmp_path_factory) -> Served:
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("seqserve")
     folder = root / "synthetic_seq"
-    data = build_sequence_data("synthetic_seq", [], SEQUENCE, GENERATE)
-    write_sequence_model_input(data, folder, dataset="synthetic_seq", fmt="synthetic_seq")
-    version = compute_data_version(folder)
-    (folder / MARKER_FILE).write_text(json.dumps({"fingerprint": "test", "data_version": version}))
+    data, version = publish_tiny_sequences(folder)
     spec = load_feature_spec(folder)
     group = build_group(spec, [MemberSpec(backbone="est", preset="small", seed=0)])
     checkpoint = save_group(group, None, spec, root / "group.pt", data_version=version)
