@@ -13,9 +13,12 @@ Plain library code, no Kedro; the ``analysis`` pipeline wires it to the trained 
 * :mod:`~ttsctr.analysis.selection`: :func:`choose_members` on the selection split,
   :func:`score_selections` on the evaluation split (Fig. 6 right), :func:`select_members`.
 * :mod:`~ttsctr.analysis.figures`: the figures.
+* :mod:`~ttsctr.analysis.power_law`: :func:`fit_power_law` (``y = E·x^α``, EST §6.4 scaling
+  laws) and :func:`plot_power_law`.
 """
 
 from ttsctr.analysis.distribution import class_moments, histogram_js, overlap, separation, sharpness
+from ttsctr.analysis.power_law import PowerLawFit, fit_power_law, plot_power_law
 from ttsctr.analysis.scale import (
     PAIR_COLUMNS,
     SCALE_COLUMNS,
@@ -40,6 +43,7 @@ __all__ = [
     "CHOICE_COLUMNS",
     "DEFAULT_STRATEGIES",
     "PAIR_COLUMNS",
+    "PowerLawFit",
     "SCALE_COLUMNS",
     "SELECTION_COLUMNS",
     "SELECTION_STRATEGIES",
@@ -47,12 +51,14 @@ __all__ = [
     "choose_members",
     "class_moments",
     "diversity_correlations",
+    "fit_power_law",
     "histogram_js",
     "js_divergence",
     "mean_pairwise_js",
     "overlap",
     "pair_statistics",
     "pairwise_js",
+    "plot_power_law",
     "scale_statistics",
     "score_selections",
     "select_members",
