@@ -420,8 +420,8 @@ def sequence_split_events(model_input_dir: str | Path, split: str = "test", rows
     For each row (all of ``split``, or the 0-based positions ``rows``, in that order): ``user_id``
     (the ``user`` column), ``item_id`` (the candidate field's local code, mapped to its id through
     ``items.parquet``), ``history`` (every event of that user in the three published splits
-    strictly before the row's timestamp, in (timestamp, item) order: what B_u and B_c were built
-    from) and, with ``timestamps``, ``timestamp`` and ``history_timestamps``. Encoding them with
+    strictly before the row's timestamp — only those with label 1 when the dataset's behaviours are
+    ``liked`` —, in (timestamp, item) order: what B_u and B_c were built from) and, with ``timestamps``, ``timestamp`` and ``history_timestamps``. Encoding them with
     :class:`~ttsctr.data.sequence_store.SequenceEventEncoder` gives the row's stored ids.
     """
     import pyarrow.parquet as pq
@@ -445,19 +445,21 @@ def sequence_split_events(model_input_dir: str | Path, split: str = "test", rows
     item_of = np.full(int(codes.max(initial=0)) + 1, -1, dtype=np.int64)
     item_of[codes] = items["item_id"].to_numpy(np.int64)
 
-    def events(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        table = pq.read_table(folder / f"{name}.parquet", columns=["user", "timestamp", candidate])
+    def events(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        table = pq.read_table(folder / f"{name}.parquet", columns=["user", "timestamp", candidate, "label"])
         local = table.column(candidate).to_numpy().astype(np.int64) - offset
         if local.size and (local.min() < 0 or local.max() >= item_of.size or (item_of[local] < 0).any()):
             raise TTSCTRError(f"{folder / f'{name}.parquet'}: candidate ids without an item in the items table")
         return (table.column("user").to_numpy().astype(np.int64), table.column("timestamp").to_numpy().astype(np.int64),
-                item_of[local])
+                item_of[local], table.column("label").to_numpy().astype(np.int64))
 
     parts = {name: events(name) for name in SPLITS}
-    user, ts, item = (np.concatenate([parts[name][i] for name in SPLITS]) for i in range(3))
+    user, ts, item, label = (np.concatenate([parts[name][i] for name in SPLITS]) for i in range(4))
+    if (seq.get("config") or {}).get("behaviours", "all") == "liked":  # only positive feedback is history
+        user, ts, item = user[label == 1], ts[label == 1], item[label == 1]
     order = np.lexsort((item, ts, user))  # user-major, then (timestamp, item): the builder's history order
     user, ts, item = user[order], ts[order], item[order]
-    q_user, q_ts, q_item = parts[split]
+    q_user, q_ts, q_item, _ = parts[split]
     picked = np.arange(q_user.size) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
     if picked.size and (picked.min() < 0 or picked.max() >= q_user.size):
         raise TTSCTRError(f"{split}: rows {picked.tolist()[:5]}... out of range (the split has {q_user.size} rows)")

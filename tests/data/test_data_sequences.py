@@ -141,6 +141,20 @@ def test_same_timestamp_events_are_not_history():
     assert data.user_seq_len[rows].tolist() == [0, 1, 1, 2, 2]
 
 
+def test_liked_behaviours_keep_only_earlier_positive_events():
+    data = build_movielens_sequences(*tiny_movielens(), dataclasses.replace(TINY, behaviours="liked"))
+    validate_sequences(data)
+    # user 1 in time order: (100, item 2, rating 3), (200, 3, 1), (200, 4, 2), (300, 1, 5), (400, 2, 5)
+    rows = user_events(data, 1)
+    assert data.label[rows].tolist() == [0, 0, 0, 1, 1]
+    assert data.user_seq[rows].tolist() == [[0, 0], [0, 0], [0, 0], [0, 0], [0, 1]]  # only item 1 was liked before
+    assert data.cand_seq[rows].tolist() == [[0], [0], [0], [0], [1]]
+    with pytest.raises(ConfigError, match="behaviours must be one of"):
+        SequenceConfig(behaviours="clicked")
+    with pytest.raises(ConfigError, match="behaviours must be 'all'"):
+        synthetic_sequences(n_users=5, n_items=5, events_per_user=3, config=SequenceConfig(behaviours="liked"))
+
+
 # ------------------------------------------------------------------------------------ (b) B_c
 @pytest.mark.parametrize("which", ["movielens", "synthetic"])
 def test_candidate_sequence_is_top_k_of_earlier_history(which, request):

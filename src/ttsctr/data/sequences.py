@@ -68,6 +68,7 @@ ITEM_FIELDS: tuple[str, ...] = ("item", "genre", "release_year_bucket")
 AGE_EDGES = (18, 25, 35, 45, 50, 56)  # buckets <18, 18-24, 25-34, 35-44, 45-49, 50-55, 56+
 _SCALARS = ("label", "user", "timestamp", "split", "user_seq_len", "cand_seq_len")
 _TIE_DECIMALS = 9
+BEHAVIOURS = ("all", "liked")
 
 
 # --------------------------------------------------------------------------------------------
@@ -78,7 +79,10 @@ class SequenceConfig:
     ``user_len`` (L): length of B_u; ``candidate_len`` (k): length of B_c; ``label_threshold``:
     label = rating >= threshold; ``split_fractions``: train/validation/test fractions of the
     time-ordered events; ``content_dim``: SVD components of the title TF-IDF (MovieLens) or the
-    content size (synthetic).
+    content size (synthetic); ``behaviours``: which earlier events form the behaviour sequences —
+    ``all`` (every earlier rating) or ``liked`` (only earlier events with label 1, the positive
+    feedback: the analogue of a click sequence in an ads log, and what DIN-style MovieLens
+    set-ups use). ``liked`` needs labels before the sequences are built, so it is MovieLens only.
     """
 
     user_len: int = 50
@@ -86,8 +90,11 @@ class SequenceConfig:
     label_threshold: int = 4
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     content_dim: int = 32
+    behaviours: str = "all"
 
     def __post_init__(self) -> None:
+        if self.behaviours not in BEHAVIOURS:
+            raise ConfigError(f"SequenceConfig.behaviours must be one of {list(BEHAVIOURS)}; got {self.behaviours!r}")
         for name in ("user_len", "candidate_len", "content_dim"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -418,9 +425,13 @@ def _one_blas_thread() -> Any:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _candidate_block(items_u: np.ndarray, hist: np.ndarray, content: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """For one user's events (user order), positions (into the user's events) of the B_c items of
-    each event, ``(m, k)`` with -1 padding, right-aligned and chronological; and the lengths."""
+def _candidate_block(items_u: np.ndarray, hist: np.ndarray, content: np.ndarray, k: int,
+                     history: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """For one user's events (user order), positions (into ``history``, default the user's events
+    themselves) of the B_c items of each event, ``(m, k)`` with -1 padding, right-aligned and
+    chronological; and the lengths. ``hist[e]``: how many leading items of ``history`` are
+    strictly earlier than event ``e``; ``items_u[e]``: its candidate."""
+    history = items_u if history is None else history
     m = items_u.shape[0]
     pos = np.full((m, k), -1, dtype=np.int64)
     lengths = np.minimum(hist, k)
@@ -432,7 +443,7 @@ def _candidate_block(items_u: np.ndarray, hist: np.ndarray, content: np.ndarray,
     if long_rows.size:
         width = int(hist[long_rows].max())
         c = content[items_u].astype(np.float64)
-        sims = np.round(c[long_rows] @ c[:width].T, _TIE_DECIMALS)
+        sims = np.round(c[long_rows] @ content[history[:width]].astype(np.float64).T, _TIE_DECIMALS)
         sims[np.arange(width)[None, :] >= hist[long_rows][:, None]] = -np.inf
         # k-th largest score per row; every higher score is taken, then the most recent ties
         kth = -np.partition(-sims, k - 1, axis=1)[:, k - 1 : k]
@@ -464,11 +475,17 @@ def _assemble(user: np.ndarray, item: np.ndarray, ts: np.ndarray, label: np.ndar
     new_run = new_user | (np.r_[True, t_s[1:] != t_s[:-1]] if n else np.zeros(0, bool))
     ustart = np.maximum.accumulate(np.where(new_user, idx, 0)) if n else idx
     hstop = np.maximum.accumulate(np.where(new_run, idx, 0)) if n else idx  # first event at the same ts
-    full = hstop - ustart  # strictly-earlier history length
+    # behaviours: positions (user-major) of the events that can be history, and per event how
+    # many of them precede its user's first event / its own timestamp run
+    behaviour = np.ones(n, dtype=bool) if config.behaviours == "all" else label[p].astype(bool)
+    bpos = np.flatnonzero(behaviour)
+    before = np.r_[0, np.cumsum(behaviour)]  # behaviours at positions < i
+    lo, hi = before[ustart], before[hstop]
+    full = hi - lo  # strictly-earlier history length
     useq_len = np.minimum(full, L)
-    cols = hstop[:, None] - L + np.arange(L)[None, :]
+    cols = hi[:, None] - L + np.arange(L)[None, :]
     filled = np.arange(L)[None, :] >= (L - useq_len)[:, None]
-    cols = np.where(filled, cols, 0)
+    cols = bpos[np.where(filled, cols, 0)] if bpos.size else np.zeros((n, L), dtype=np.int64)
     user_seq = np.where(filled, i_s[cols], 0).astype(np.int32)
     user_seq_ts = np.where(filled, t_s[cols], 0).astype(np.int64)
 
@@ -478,8 +495,9 @@ def _assemble(user: np.ndarray, item: np.ndarray, ts: np.ndarray, label: np.ndar
     ends = np.r_[starts[1:], n]
     with _one_blas_thread():  # many small products: threading only costs here
         for a, b in zip(starts.tolist(), ends.tolist()):
-            pos, ln = _candidate_block(i_s[a:b], full[a:b], content, k)
-            cand_pos[a:b] = np.where(pos >= 0, pos + a, -1)
+            own = bpos[before[a]:before[b]]  # the user's behaviours (user-major positions)
+            pos, ln = _candidate_block(i_s[a:b], full[a:b], content, k, history=i_s[own])
+            cand_pos[a:b] = np.where(pos >= 0, own[np.maximum(pos, 0)] if own.size else 0, -1)
             cand_len[a:b] = ln
     cfilled = cand_pos >= 0
     safe = np.where(cfilled, cand_pos, 0)
@@ -640,6 +658,8 @@ def synthetic_sequences(n_users: int = 300, n_items: int = 400, events_per_user:
     Field ``genre`` is the item's cluster.
     """
     config = config or SequenceConfig()
+    if config.behaviours != "all":
+        raise ConfigError("synthetic_sequences: behaviours must be 'all' (its labels are drawn from the sequences)")
     for name, v in (("n_users", n_users), ("n_items", n_items), ("events_per_user", events_per_user), ("n_clusters", n_clusters)):
         if int(v) < 1:
             raise ConfigError(f"synthetic_sequences: {name} must be >= 1; got {v!r}")
