@@ -214,7 +214,8 @@ def dataset_markdown(
                 "rerun the training pipeline for this dataset"
             )
         c = f", C = {logistic['C']:g}" if isinstance(logistic.get("C"), (int, float)) else ""
-        lines.append(f"Logistic regression (same {split} split{c}): AUC {_fmt(lr[0])}, logloss {_fmt(lr[1])}")
+        on = f", on the {logistic['fields']} fields" if logistic.get("fields") else ""
+        lines.append(f"Logistic regression (same {split} split{c}{on}): AUC {_fmt(lr[0])}, logloss {_fmt(lr[1])}")
     return "".join(line + "\n\n" for line in lines)
 
 

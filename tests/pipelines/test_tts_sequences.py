@@ -28,7 +28,7 @@ TINY = {
     "tts": {
         "ensembles": ["est_x2", "est_rm_x1"],
         "defaults": {"draws": 1, "preset": "small"},
-        "training": {"max_epochs": 2, "num_threads": 1, "batch_size": 256, "learning_rate": 0.003},
+        "training": {"max_epochs": 1, "num_threads": 1, "batch_size": 256, "learning_rate": 0.003},
         "ensemble_catalog": {
             "est_x2": {"members": [{"backbone": "est", "seeds": 2}], "scales": [1, 2]},
             "est_rm_x1": {"members": [{"backbone": "est", "seeds": 1}, {"backbone": "rankmixer", "seeds": 1}],
@@ -62,6 +62,10 @@ def test_est_ensembles_are_merged_with_group_auc_in_their_tables(seq_run: Path) 
     assert table["gauc_mean"].between(0.5, 1.0).all() and table["auc_mean"].between(0.55, 1.0).all()
     het = pd.read_csv(seq_run / "data" / "08_reporting" / DATASET / "est_rm_x1" / "scaling.csv")
     assert het["n_members"].tolist() == [2]
+    floor = json.loads((seq_run / "data" / "06_models" / DATASET / "logistic_reference.json").read_text())
+    assert floor["fields"] == "non-behavioural (N)" and 0.5 < floor["test_auc"] < 1.0
+    tables = (seq_run / "data" / "08_reporting" / DATASET / "scaling_tables.md").read_text()
+    assert "on the non-behavioural (N) fields" in tables
 
 
 def test_registered_est_ensemble_serves_raw_events_with_history(seq_run: Path) -> None:

@@ -60,7 +60,7 @@ def test_unknown_dataset_lists_the_known_ones(published: Published) -> None:
     proc = run_dp(published.project, {"dataset": "criteoo"}, check=False, columns=80)  # a plain 80-column console
     assert_failed_cleanly(
         published, proc, dataset="criteoo",
-        message=["Error: unknown dataset 'criteoo'; known datasets: avazu, criteo, kdd12, movielens, synthetic"],
+        message=["Error: unknown dataset 'criteoo'; known datasets: avazu, criteo, kdd12, movielens, movielens_seq, synthetic, synthetic_seq"],
     )
 
 
