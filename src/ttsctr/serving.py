@@ -75,12 +75,14 @@ import mlflow.pyfunc
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+from ttsctr.data.sequence_store import example_events, sequence_split_events  # noqa: F401 (re-exported)
+from ttsctr.data.version import OPTIONAL_VERSIONED_FILES
 from ttsctr.errors import TTSCTRError
 from ttsctr.merging.rules import get_rule
 
 MODEL_INPUT_FILES = ("feature_map.json", "vocabulary.parquet")
 # what a behaviour-sequence model input adds (ttsctr.data.sequence_store): content, users, items
-SEQUENCE_INPUT_FILES = ("content.npy", "users.parquet", "items.parquet")
+SEQUENCE_INPUT_FILES = OPTIONAL_VERSIONED_FILES
 # the request columns of a sequence model; timestamp and history_timestamps go together
 SEQUENCE_COLUMNS = ("user_id", "item_id", "history")
 SEQUENCE_TIME_COLUMNS = ("timestamp", "history_timestamps")
@@ -300,17 +302,15 @@ def predict_merged(groups: Sequence[torch.nn.Module], weights: np.ndarray, x: np
 
 def model_input_files(model_input_dir: str | Path) -> tuple[str, ...]:
     """The files of ``model_input_dir`` a served model carries: the feature map and vocabulary,
-    and for a behaviour-sequence folder also its content vectors and user / item tables (under
-    the names its feature map's ``sequence`` block gives, :data:`SEQUENCE_INPUT_FILES` by default)."""
+    and for a behaviour-sequence folder also its content vectors and user / item tables
+    (:data:`SEQUENCE_INPUT_FILES`)."""
     from ttsctr.data.io import load_feature_map
     from ttsctr.data.sequence_store import is_sequence_map
 
     fmap = load_feature_map(model_input_dir)
     if not is_sequence_map(fmap):
         return MODEL_INPUT_FILES
-    seq = fmap["sequence"]
-    keys = ("content_file", "users_file", "items_file")
-    return MODEL_INPUT_FILES + tuple(str(seq.get(key, default)) for key, default in zip(keys, SEQUENCE_INPUT_FILES))
+    return MODEL_INPUT_FILES + SEQUENCE_INPUT_FILES
 
 
 def build_artifacts(model_input_dir: str | Path, group_checkpoints: Sequence[str | Path], workdir: str | Path) -> dict[str, str]:
@@ -385,7 +385,7 @@ def raw_input_example(source: dict[str, Any], model_input_dir: str | Path, rows:
 
     fmap = load_feature_map(model_input_dir)
     if is_sequence_map(fmap):
-        return _sequence_input_example(model_input_dir, rows)
+        return example_events(model_input_dir, rows, fmap=fmap)
     reader = get_reader(source["format"], **(fmap.get("reader_options") or {}))
     categorical = [f.name for f in reader.fields if f.kind == "categorical"]
     for chunk in reader.iter_chunks(source["raw_files"][0], 1 << 20):
@@ -395,87 +395,6 @@ def raw_input_example(source: dict[str, Any], model_input_dir: str | Path, rows:
         complete = frame[frame[categorical].notna().all(axis=1)] if categorical else frame
         return (complete if len(complete) >= rows else frame).head(rows).reset_index(drop=True)
     raise TTSCTRError(f"{source['raw_files'][0]}: no rows to take an input example from")
-
-
-def _sequence_input_example(model_input_dir: str | Path, rows: int) -> pd.DataFrame:
-    import pyarrow.parquet as pq
-
-    from ttsctr.data.io import load_feature_map
-
-    folder = Path(model_input_dir)
-    n = pq.read_metadata(folder / "test.parquet").num_rows
-    if n == 0:
-        raise TTSCTRError(f"{folder / 'test.parquet'}: no events to take an input example from")
-    length_column = load_feature_map(folder)["sequence"].get("length_columns", {}).get("user_seq", "user_seq_len")
-    lengths = pq.read_table(folder / "test.parquet", columns=[length_column]).column(0).to_numpy()
-    with_history = np.flatnonzero(lengths > 0)
-    chosen = with_history[:rows] if with_history.size >= rows else np.arange(min(rows, n))
-    return sequence_split_events(folder, "test", chosen)
-
-
-def sequence_split_events(model_input_dir: str | Path, split: str = "test", rows: Sequence[int] | None = None,
-                          *, timestamps: bool = True) -> pd.DataFrame:
-    """The events behind rows of a behaviour-sequence split, as a served request holds them.
-
-    For each row (all of ``split``, or the 0-based positions ``rows``, in that order): ``user_id``
-    (the ``user`` column), ``item_id`` (the candidate field's local code, mapped to its id through
-    ``items.parquet``), ``history`` (every event of that user in the three published splits
-    strictly before the row's timestamp — only those with label 1 when the dataset's behaviours are
-    ``liked`` —, in (timestamp, item) order: what B_u and B_c were built from) and, with ``timestamps``, ``timestamp`` and ``history_timestamps``. Encoding them with
-    :class:`~ttsctr.data.sequence_store.SequenceEventEncoder` gives the row's stored ids.
-    """
-    import pyarrow.parquet as pq
-
-    from ttsctr.data.io import SPLITS, load_feature_map
-    from ttsctr.data.sequence_store import is_sequence_map
-
-    folder = Path(model_input_dir)
-    fmap = load_feature_map(folder)
-    if not is_sequence_map(fmap):
-        raise TTSCTRError(f"{folder}: not a behaviour-sequence dataset (its feature map has no 'sequence' block)")
-    if split not in SPLITS:
-        raise TTSCTRError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
-    seq = fmap["sequence"]
-    candidate = str(seq.get("candidate_field", "item"))
-    offset = next(int(f["offset"]) for f in fmap["fields"] if f["name"] == candidate)
-    items = pd.read_parquet(folder / str(seq.get("items_file", SEQUENCE_INPUT_FILES[2])))
-    codes = items[candidate].to_numpy(np.int64)
-    if np.unique(codes).size != codes.size:
-        raise TTSCTRError(f"{folder}: the {candidate!r} codes of the items table are not unique")
-    item_of = np.full(int(codes.max(initial=0)) + 1, -1, dtype=np.int64)
-    item_of[codes] = items["item_id"].to_numpy(np.int64)
-
-    def events(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        table = pq.read_table(folder / f"{name}.parquet", columns=["user", "timestamp", candidate, "label"])
-        local = table.column(candidate).to_numpy().astype(np.int64) - offset
-        if local.size and (local.min() < 0 or local.max() >= item_of.size or (item_of[local] < 0).any()):
-            raise TTSCTRError(f"{folder / f'{name}.parquet'}: candidate ids without an item in the items table")
-        return (table.column("user").to_numpy().astype(np.int64), table.column("timestamp").to_numpy().astype(np.int64),
-                item_of[local], table.column("label").to_numpy().astype(np.int64))
-
-    parts = {name: events(name) for name in SPLITS}
-    user, ts, item, label = (np.concatenate([parts[name][i] for name in SPLITS]) for i in range(4))
-    if (seq.get("config") or {}).get("behaviours", "all") == "liked":  # only positive feedback is history
-        user, ts, item = user[label == 1], ts[label == 1], item[label == 1]
-    order = np.lexsort((item, ts, user))  # user-major, then (timestamp, item): the builder's history order
-    user, ts, item = user[order], ts[order], item[order]
-    q_user, q_ts, q_item, _ = parts[split]
-    picked = np.arange(q_user.size) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
-    if picked.size and (picked.min() < 0 or picked.max() >= q_user.size):
-        raise TTSCTRError(f"{split}: rows {picked.tolist()[:5]}... out of range (the split has {q_user.size} rows)")
-    records: dict[str, list[Any]] = {"user_id": [], "item_id": [], "history": []}
-    if timestamps:
-        records.update(timestamp=[], history_timestamps=[])
-    for r in picked.tolist():
-        start = np.searchsorted(user, q_user[r], side="left")
-        stop = start + np.searchsorted(ts[start:np.searchsorted(user, q_user[r], side="right")], q_ts[r], side="left")
-        records["user_id"].append(int(q_user[r]))
-        records["item_id"].append(int(q_item[r]))
-        records["history"].append(item[start:stop].tolist())
-        if timestamps:
-            records["timestamp"].append(int(q_ts[r]))
-            records["history_timestamps"].append(ts[start:stop].tolist())
-    return pd.DataFrame(records)
 
 
 def raw_split_rows(source: dict[str, Any], model_input_dir: str | Path, split: str = "test",

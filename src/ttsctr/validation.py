@@ -1385,7 +1385,7 @@ def validate_sequence_padding(
         width = ids.shape[1]
         real = ids != np.asarray(padding)[None, :]
         # left-padded: once a real behaviour appears, no padding follows it
-        left_padded = ~np.any(np.diff(real.astype(np.int8), axis=1) < 0, axis=1) if width > 1 else np.ones(len(ids), bool)
+        left_padded = ~np.any(np.diff(real.astype(np.int8), axis=1) < 0, axis=1)
         columns[f"{name}_len"] = np.asarray(lengths[name], dtype=np.int64)
         columns[f"{name}_real"] = real.sum(axis=1).astype(np.int64)
         columns[f"{name}_left_padded"] = left_padded

@@ -89,7 +89,7 @@ def log_analysis(dataset: str, tables: Mapping[str, pd.DataFrame], markdown: str
     tags = {"analysis": "analysis", "dataset": dataset, **({"data_version": str(version)} if version else {})}
     with tracking.nested_run("analysis", tags=tags) as run:
         tracking.log_flat_params(dict(settings))
-        mlflow.log_metrics(tracking.finite_metrics({k.replace("+", "_"): v for k, v in metrics.items()}))
+        mlflow.log_metrics(tracking.finite_metrics(metrics))  # finite_metrics makes the keys MLflow-safe
         mlflow.log_text(markdown, "analysis/analysis.md")
         for name, frame in tables.items():
             mlflow.log_text(frame.to_csv(index=False), f"analysis/{name}.csv")

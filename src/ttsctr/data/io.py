@@ -15,7 +15,7 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -204,6 +204,11 @@ def load_feature_map(directory: str | Path) -> dict:
     return fmap
 
 
+def is_sequence_map(fmap: Mapping[str, Any]) -> bool:
+    """Whether a feature map is a behaviour-sequence dataset's (``ttsctr.data.sequence_store``)."""
+    return isinstance(fmap.get("sequence"), Mapping)
+
+
 def load_split(directory: str | Path, split: str, *, check_ids: bool = True) -> EncodedSplit:
     """Load ``directory/{split}.parquet`` into numpy arrays, checked against ``feature_map.json``.
 
@@ -224,9 +229,9 @@ def load_split(directory: str | Path, split: str, *, check_ids: bool = True) -> 
     fields = fmap["fields"]
     names = [f["name"] for f in fields]
     extras_names = list(fmap.get("extra_columns", []))
-    sequence = fmap.get("sequence")
+    sequence = fmap["sequence"] if is_sequence_map(fmap) else None
     # a sequence folder stores its slot fields as fixed-width list columns (ttsctr.data.sequence_store)
-    stored = ([*sequence["context_fields"], *sequence["list_columns"]] if isinstance(sequence, dict) else names)
+    stored = [*sequence["context_fields"], *sequence["list_columns"]] if sequence is not None else names
     expected_cols = [LABEL_COLUMN, *stored, *extras_names]
     if table.column_names != expected_cols:
         raise DataFormatError(
@@ -237,7 +242,7 @@ def load_split(directory: str | Path, split: str, *, check_ids: bool = True) -> 
     n = table.num_rows
     x = np.empty((n, len(names)), dtype=np.int32)
     scalar_fields = fields
-    if isinstance(sequence, dict):
+    if sequence is not None:
         from ttsctr.data.sequence_store import expand_list_columns
 
         f_n = len(sequence["context_fields"])

@@ -36,7 +36,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ttsctr.data.io import FEATURE_MAP_FILE, LABEL_COLUMN, SPLITS, VOCABULARY_FILE, atomic_dir
+from ttsctr.data.io import FEATURE_MAP_FILE, LABEL_COLUMN, SPLITS, VOCABULARY_FILE, atomic_dir, is_sequence_map
+from ttsctr.data.version import CONTENT_FILE, ITEMS_FILE, USERS_FILE
 from ttsctr.data.sequences import (
     SequenceConfig,
     SequenceData,
@@ -47,28 +48,25 @@ from ttsctr.data.sequences import (
     synthetic_sequences,
     validate_sequences,
 )
-from ttsctr.errors import ConfigError, DataFormatError
+from ttsctr.errors import ConfigError, DataFormatError, TTSCTRError
 
 __all__ = [
     "SEQUENCE_FORMATS",
     "CONTENT_FILE",
     "USERS_FILE",
     "ITEMS_FILE",
-    "LIST_COLUMNS",
     "build_sequence_data",
     "write_sequence_model_input",
-    "is_sequence_map",
+    "is_sequence_map",  # from ttsctr.data.io
     "load_feature_spec",
     "expand_list_columns",
     "sequence_validation_inputs",
     "SequenceEventEncoder",
+    "sequence_split_events",
+    "example_events",
 ]
 
 SEQUENCE_FORMATS: tuple[str, ...] = ("movielens_seq", "synthetic_seq")
-CONTENT_FILE = "content.npy"
-USERS_FILE = "users.parquet"
-ITEMS_FILE = "items.parquet"
-LIST_COLUMNS: tuple[str, ...] = ("user_seq", "cand_seq")
 SEQUENCE_MAP_VERSION = 1
 _SYNTHETIC_ARGS = ("n_users", "n_items", "events_per_user", "seed", "n_clusters", "signal", "drift", "recent")
 
@@ -189,10 +187,7 @@ def write_sequence_model_input(data: SequenceData, out_dir: str | Path, *, datas
                 "candidate_len": spec.candidate_len,
                 "n_items": spec.n_items,
                 "candidate_field": spec.candidate_field,
-                "content_file": CONTENT_FILE,
                 "content_dim": int(spec.content.shape[1]),
-                "users_file": USERS_FILE,
-                "items_file": ITEMS_FILE,
                 "user_fields": list(data.user_table.columns),
                 "item_fields": list(data.item_table.columns),
                 "truncated_events": int(data.truncated),
@@ -212,13 +207,9 @@ def write_sequence_model_input(data: SequenceData, out_dir: str | Path, *, datas
 # --------------------------------------------------------------------------------------------
 # reading
 # --------------------------------------------------------------------------------------------
-def is_sequence_map(fmap: Mapping[str, Any]) -> bool:
-    return isinstance(fmap.get("sequence"), Mapping)
-
-
 def load_content(folder: str | Path, fmap: Mapping[str, Any]) -> np.ndarray:
     seq = fmap["sequence"]
-    path = Path(folder) / seq.get("content_file", CONTENT_FILE)
+    path = Path(folder) / CONTENT_FILE
     try:
         content = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -296,6 +287,83 @@ def sequence_validation_inputs(table: pa.Table, fmap: Mapping[str, Any], source:
 
 
 # --------------------------------------------------------------------------------------------
+# the events behind published rows (input examples, serving checks)
+# --------------------------------------------------------------------------------------------
+def sequence_split_events(model_input_dir: str | Path, split: str = "test", rows: Sequence[int] | None = None,
+                          *, timestamps: bool = True, fmap: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """The events behind rows of a behaviour-sequence split, as a served request holds them.
+
+    For each row (all of ``split``, or the 0-based positions ``rows``, in that order): ``user_id``
+    (the ``user`` column), ``item_id`` (the candidate field's local code, mapped to its id through
+    ``items.parquet``), ``history`` (every event of that user in the three published splits
+    strictly before the row's timestamp — only those with label 1 when the dataset's behaviours are
+    ``liked`` —, in (timestamp, item) order: what B_u and B_c were built from) and, with ``timestamps``, ``timestamp`` and ``history_timestamps``. Encoding them with
+    :class:`~ttsctr.data.sequence_store.SequenceEventEncoder` gives the row's stored ids.
+    """
+    from ttsctr.data.io import load_feature_map
+
+    folder = Path(model_input_dir)
+    fmap = fmap if fmap is not None else load_feature_map(folder)
+    if not is_sequence_map(fmap):
+        raise TTSCTRError(f"{folder}: not a behaviour-sequence dataset (its feature map has no 'sequence' block)")
+    if split not in SPLITS:
+        raise TTSCTRError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
+    seq = fmap["sequence"]
+    candidate = str(seq.get("candidate_field", "item"))
+    offset = next(int(f["offset"]) for f in fmap["fields"] if f["name"] == candidate)
+    items = pd.read_parquet(folder / ITEMS_FILE)
+    codes = items[candidate].to_numpy(np.int64)
+    if np.unique(codes).size != codes.size:
+        raise TTSCTRError(f"{folder}: the {candidate!r} codes of the items table are not unique")
+    item_of = np.full(int(codes.max(initial=0)) + 1, -1, dtype=np.int64)
+    item_of[codes] = items["item_id"].to_numpy(np.int64)
+
+    def events(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        table = pq.read_table(folder / f"{name}.parquet", columns=["user", "timestamp", candidate, "label"])
+        local = table.column(candidate).to_numpy().astype(np.int64) - offset
+        if local.size and (local.min() < 0 or local.max() >= item_of.size or (item_of[local] < 0).any()):
+            raise TTSCTRError(f"{folder / f'{name}.parquet'}: candidate ids without an item in the items table")
+        return (table.column("user").to_numpy().astype(np.int64), table.column("timestamp").to_numpy().astype(np.int64),
+                item_of[local], table.column("label").to_numpy().astype(np.int64))
+
+    parts = {name: events(name) for name in SPLITS}
+    user, ts, item, label = (np.concatenate([parts[name][i] for name in SPLITS]) for i in range(4))
+    if (seq.get("config") or {}).get("behaviours", "all") == "liked":  # only positive feedback is history
+        user, ts, item = user[label == 1], ts[label == 1], item[label == 1]
+    order = np.lexsort((item, ts, user))  # user-major, then (timestamp, item): the builder's history order
+    user, ts, item = user[order], ts[order], item[order]
+    q_user, q_ts, q_item, _ = parts[split]
+    picked = np.arange(q_user.size) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+    if picked.size and (picked.min() < 0 or picked.max() >= q_user.size):
+        raise TTSCTRError(f"{split}: rows {picked.tolist()[:5]}... out of range (the split has {q_user.size} rows)")
+    records: dict[str, list[Any]] = {"user_id": [], "item_id": [], "history": []}
+    if timestamps:
+        records.update(timestamp=[], history_timestamps=[])
+    for r in picked.tolist():
+        start = np.searchsorted(user, q_user[r], side="left")
+        stop = start + np.searchsorted(ts[start:np.searchsorted(user, q_user[r], side="right")], q_ts[r], side="left")
+        records["user_id"].append(int(q_user[r]))
+        records["item_id"].append(int(q_item[r]))
+        records["history"].append(item[start:stop].tolist())
+        if timestamps:
+            records["timestamp"].append(int(q_ts[r]))
+            records["history_timestamps"].append(ts[start:stop].tolist())
+    return pd.DataFrame(records)
+
+
+def example_events(model_input_dir: str | Path, rows: int = 1, *, fmap: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """``rows`` real events of the published test split with their real histories
+    (:func:`sequence_split_events`): the first ones with a history, else the first ones."""
+    folder = Path(model_input_dir)
+    lengths = pq.read_table(folder / "test.parquet", columns=["user_seq_len"]).column(0).to_numpy()
+    if lengths.size == 0:
+        raise TTSCTRError(f"{folder / 'test.parquet'}: no events to take an input example from")
+    with_history = np.flatnonzero(lengths > 0)
+    chosen = with_history[:rows] if with_history.size >= rows else np.arange(min(rows, lengths.size))
+    return sequence_split_events(folder, "test", chosen, fmap=fmap)
+
+
+# --------------------------------------------------------------------------------------------
 # encoding a new event (serving)
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -330,6 +398,9 @@ class SequenceEventEncoder:
             raise ConfigError(f"SequenceEventEncoder: context field(s) {missing} are neither user nor item fields")
         self._content = np.asarray(spec.content, dtype=np.float32)
         self._norm = np.linalg.norm(self._content.astype(np.float64), axis=1)
+        ids = items.index.to_numpy()
+        self._known_item = np.zeros(spec.n_items + 1, dtype=bool)  # item id -> in the items table
+        self._known_item[ids[(ids >= 1) & (ids <= spec.n_items)]] = True
 
     @classmethod
     def from_model_input(cls, folder: str | Path) -> "SequenceEventEncoder":
@@ -340,8 +411,8 @@ class SequenceEventEncoder:
         if not is_sequence_map(fmap):
             raise ConfigError(f"{folder}: not a sequence dataset (its feature map has no 'sequence' block)")
         seq = fmap["sequence"]
-        users = pd.read_parquet(folder / seq.get("users_file", USERS_FILE)).set_index("user_id")
-        items = pd.read_parquet(folder / seq.get("items_file", ITEMS_FILE)).set_index("item_id")
+        users = pd.read_parquet(folder / USERS_FILE).set_index("user_id")
+        items = pd.read_parquet(folder / ITEMS_FILE).set_index("item_id")
         return cls(load_feature_spec(folder, fmap), users, items, seq["user_fields"], seq["item_fields"])
 
     def _ids(self, values: Any, what: str, row: int) -> np.ndarray:
@@ -376,7 +447,7 @@ class SequenceEventEncoder:
             history = self._ids(row["history"], "history", r)
             unknown = history[(history < 1) | (history > spec.n_items)]
             if unknown.size == 0:
-                unknown = history[~np.isin(history, self.items.index.to_numpy())]
+                unknown = history[~self._known_item[history]]
             if unknown.size:
                 raise DataFormatError(None, field="history", found=f"event {r}: unknown item {int(unknown[0])}",
                                       expected=f"item ids of the training data (1..{spec.n_items})")
@@ -397,18 +468,20 @@ class SequenceEventEncoder:
                                           found=f"event {r}: history item {j} at {int(hts[j])}, not before the event at "
                                                 f"{int(row['timestamp'])}",
                                           expected="a history strictly earlier than its event")
-            user_codes = self.users.loc[user]
-            item_codes = self.items.loc[item]
-            for j, name in enumerate(self.context):
-                local[r, j] = int(user_codes[name]) if name in self.user_fields else int(item_codes[name])
             h = history.size
             truncated += h > length
             empty += h == 0
             last = history[-length:]
             local[r, f + length - last.size: f + length] = last
             if h:
-                pos, ln = _candidate_block(np.r_[history, int(item)], np.r_[np.zeros(h, np.int64), h], self._content, k)
-                chosen = pos[-1][pos[-1] >= 0]
+                pos, _ = _candidate_block(np.array([int(item)]), np.array([h]), self._content, k, history=history)
+                chosen = pos[0][pos[0] >= 0]
                 local[r, f + length + k - chosen.size:] = history[chosen]
+        # every event is known by now: the context fields in one lookup per table
+        user_rows = self.users.index.get_indexer(events["user_id"])
+        item_rows = self.items.index.get_indexer(events["item_id"])
+        for j, name in enumerate(self.context):
+            table, rows = (self.users, user_rows) if name in self.user_fields else (self.items, item_rows)
+            local[:, j] = table[name].to_numpy()[rows]
         x = (local + offsets[None, :]).astype(np.int32)
         return EncodedEvents(x=x, truncated=int(truncated), empty_history=int(empty))

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ttsctr.data.readers import MOVIELENS_GENRES
 from ttsctr.errors import ConfigError
 from ttsctr.metrics import roc_auc
 
@@ -57,11 +58,7 @@ __all__ = [
     "from_frame",
 ]
 
-GENRE_NAMES: tuple[str, ...] = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-    "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
-    "War", "Western",
-)
+GENRE_NAMES: tuple[str, ...] = MOVIELENS_GENRES  # u.genre order
 GENRE_COLUMNS: tuple[str, ...] = tuple(f"genre_{i}" for i in range(len(GENRE_NAMES)))
 USER_FIELDS: tuple[str, ...] = ("age_bucket", "gender", "occupation", "zip_prefix")
 ITEM_FIELDS: tuple[str, ...] = ("item", "genre", "release_year_bucket")

@@ -26,7 +26,8 @@ from ttsctr.errors import TTSCTRError
 MARKER_FILE = "fingerprint.json"
 VERSIONED_FILES = ("train.parquet", "validation.parquet", "test.parquet", "feature_map.json", "vocabulary.parquet")
 # a behaviour-sequence folder's frozen content and attribute tables (ttsctr.data.sequence_store)
-OPTIONAL_VERSIONED_FILES = ("content.npy", "users.parquet", "items.parquet")
+CONTENT_FILE, USERS_FILE, ITEMS_FILE = "content.npy", "users.parquet", "items.parquet"
+OPTIONAL_VERSIONED_FILES = (CONTENT_FILE, USERS_FILE, ITEMS_FILE)
 FEATURE_MAP_FILE = "feature_map.json"
 PROVENANCE_KEYS = frozenset({"created_at", "elapsed_s", "raw", "ttsctr_version"})
 

@@ -269,11 +269,12 @@ class SequenceCTRModel(CTRModel):
             )
         fields, user, candidate = layout.split(x)
         items_all = x[:, layout.num_fields:]
+        out_of_range = ((items_all < 0) | (items_all > layout.n_items)).any()
         target = None  # (B,) the candidate item's index, when the layout knows its field
         if self.candidate_offset is not None:
             target = fields[:, layout.candidate_index] - self.candidate_offset
-            items_all = torch.cat([items_all, target[:, None]], dim=1)
-        bad = bool(((items_all < 0) | (items_all > layout.n_items)).any()) if items_all.numel() else False
+            out_of_range = out_of_range | ((target < 0) | (target > layout.n_items)).any()
+        bad = bool(out_of_range)
         named = (("user", user), ("candidate", candidate), ("candidate field", target))
         for name, items in named if bad else ():  # one sync per batch
             if items is not None and items.numel() and (int(items.min()) < 0 or int(items.max()) > layout.n_items):
@@ -358,11 +359,10 @@ class ESTLayer(nn.Module):
             x = self.self_attention(x, x_mask)
             b, n = x[:, : b.shape[1]], x[:, b.shape[1] :]
         else:
-            n_new = self.cross_attention(n, b, mask)  # (B, F_N, D), reads the old B
+            n = self.cross_attention(n, b, mask)  # (B, F_N, D), from this layer's input B (in parallel with CSA)
             if csa is not None:
                 b_u, b_c = b[:, : self.user_len], b[:, self.user_len :]
                 b = torch.cat([self.content_attention(b_u, csa[0]), self.content_attention(b_c, csa[1])], dim=1)
-            n = n_new
         n = n + self.n_ffn(self.n_ffn_norm(n))  # (B, F_N, D)
         b = b + self.b_ffn(self.b_ffn_norm(b))  # (B, L+K, D)
         return n, b
@@ -483,7 +483,9 @@ class _SpecIds:
         layout = layout_of(spec)  # refuses a plain FeatureSpec first
         super().__init__(spec.context_spec(), config, layout)  # EST / MeanPoolMLP / ... by the MRO
         self.spec = spec  # the group's view: every column of x is a field
-        self.register_buffer("slot_offsets", torch.tensor(spec.slot_offsets, dtype=torch.long), persistent=False)
+        # subtracted from a whole row: 0 for the context fields, the slot offset for each slot
+        id_offsets = [0] * spec.num_context_fields + list(spec.slot_offsets)
+        self.register_buffer("id_offsets", torch.tensor(id_offsets, dtype=torch.long), persistent=False)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return super().embed(self._items(x))
@@ -492,8 +494,7 @@ class _SpecIds:
         if x.dim() != 2 or x.shape[1] != self.spec.num_fields:
             raise ConfigError(f"{type(self).__name__}: input has shape {tuple(x.shape)}; expected (batch, "
                               f"{self.spec.num_fields}) for fields {list(self.spec.field_names[:4])}, ...")
-        f = self.spec.num_context_fields
-        return torch.cat([x[:, :f], x[:, f:] - self.slot_offsets], dim=1)
+        return x - self.id_offsets
 
 
 @register_model("est", presets=PRESETS, inputs="sequence")

@@ -520,7 +520,6 @@ def _c6(results: DatasetResults, s: ClaimSettings) -> _Verdict:
     t = _baseline(results, "orthogonality", _ORTHO, ("param_scale", "auc_gain", "p_value", "draws", "tts_members"))
     if t is None:
         return _Verdict(0, 0, "no orthogonality table", None)
-    t = t[t["auc_gain"].notna()]
     if not len(t):
         return _Verdict(0, 0, "orthogonality table has no row with an AUC gain", None)
     parts, ps, sup_list = [], [], []
@@ -600,7 +599,6 @@ _CONTEXT_PAIRS = (("Naive", "DP"), ("DP", "DP+MC"))
 
 def _pair_gain(m: pd.DataFrame, a: str, b: str) -> float | None:
     r = m[((m["source_i"] == a) & (m["source_j"] == b)) | ((m["source_i"] == b) & (m["source_j"] == a))]
-    r = r[r["auc_gain"].notna()]
     return float(r["auc_gain"].iloc[0]) if len(r) else None
 
 

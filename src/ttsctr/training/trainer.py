@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import sys
 import time
@@ -253,7 +254,10 @@ class _Trainer:
 
     # -- checkpoint ---------------------------------------------------------------
 
+    @functools.cached_property
     def _identity(self) -> dict[str, Any]:
+        """What a resumed run must share with the checkpoint; fixed for the run (computed once: the
+        spec identity hashes a sequence spec's content vectors)."""
         g = self.group
         return {
             "members": [m.to_dict() for m in g.member_specs] if g.member_specs is not None else None,
@@ -269,7 +273,7 @@ class _Trainer:
             return
         payload = {
             "format": TRAIN_STATE_FORMAT,
-            "identity": self._identity(),
+            "identity": self._identity,
             "epoch": self.epoch,
             "model": self.group.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -296,7 +300,7 @@ class _Trainer:
         if not isinstance(ckpt, dict) or ckpt.get("format") != TRAIN_STATE_FORMAT:
             found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
             raise DataFormatError(self.path, found=f"format {found!r}", expected=f"a {TRAIN_STATE_FORMAT} checkpoint")
-        mine, theirs = self._identity(), ckpt["identity"]
+        mine, theirs = self._identity, ckpt["identity"]
         diffs = []
         for key in mine:
             if key == "config":

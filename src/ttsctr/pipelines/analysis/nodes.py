@@ -116,7 +116,7 @@ def summarise_analysis(model_input_summary: dict[str, Any], analysis: dict[str, 
     stats = pd.concat(tables[0:2 * n:2], ignore_index=True)
     pairs = pd.concat(tables[1:2 * n:2], ignore_index=True)
     selection = (pd.concat(tables[2 * n:], ignore_index=True) if selectable
-                 else pd.DataFrame(columns=["ensemble", "strategy", "k", "draw", "members", "selection_auc", "auc"]))
+                 else pd.DataFrame(columns=["ensemble", *CHOICE_COLUMNS, "auc"]))
     correlations = pd.concat(
         [diversity_correlations(pairs[pairs["ensemble"] == e.name]).assign(ensemble=e.name) for e in ensembles],
         ignore_index=True)[["ensemble", "x", "y", "pearson_r", "p_value", "n_pairs", "n_units"]]

@@ -259,7 +259,8 @@ def fit_logistic_reference(model_input_summary: dict[str, Any], reference: dict[
                 "max_train_rows": reference.get("max_train_rows", 2_000_000)}
     # a behaviour-sequence dataset: one-hot position slots make a weaker floor than N alone
     # (MovieLens sequences: 0.6586 against 0.6946), so the floor is fitted on N
-    if "sequence" in model_input_summary:
+    context_only = "sequence" in model_input_summary
+    if context_only:
         settings["fields"] = "non-behavioural (N)"
     data_version = model_input_summary["data_version"]
     model_input = Path(model_input_summary["model_input_dir"])
@@ -270,13 +271,13 @@ def fit_logistic_reference(model_input_summary: dict[str, Any], reference: dict[
         return json.loads(path.read_text())
     splits = load_splits(model_input, data_version, what="the logistic-regression reference")
     parts, num_features = (splits.train, splits.validation, splits.test), splits.spec.num_features
-    if "fields" in settings:
-        f = splits.spec.num_context_fields
-        parts, num_features = tuple((x[:, :f], y) for x, y in parts), splits.spec.context_spec().num_features
+    if context_only:
+        context = splits.spec.context_spec()
+        parts, num_features = tuple((x[:, :context.num_fields], y) for x, y in parts), context.num_features
     fitted = fit_logistic_regression(*parts, num_features, c_grid=settings["c_grid"],
                                      max_train_rows=settings["max_train_rows"])
     result = {"dataset": dataset, "data_version": data_version, **fitted.to_dict(),
-              **({"fields": settings["fields"]} if "fields" in settings else {})}
+              **({"fields": settings["fields"]} if context_only else {})}
     log.info("logistic regression on %s: test AUC %.4f (C=%g, %d rows, %.1f s)", dataset, fitted.test_auc,
              fitted.C, fitted.train_rows, fitted.seconds)
     atomic_write_json(path, result)
